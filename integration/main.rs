@@ -1,0 +1,1 @@
+//! Integration tests: the real sloguard binary against real services on loopback.

@@ -1,0 +1,41 @@
+//! Time as the engine sees it: Unix milliseconds, and RFC 3339 formatting for output.
+//!
+//! The engine never reads a clock; drivers (replay, the daemon) pass instants in. This module
+//! owns the conversions so every output format agrees on one representation.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Unix time in milliseconds, UTC. Exposition timestamps use this unit, so we keep it end to end.
+pub type Millis = i64;
+
+/// Milliseconds in one second, minute, hour and day, for readable arithmetic.
+pub const SECOND: Millis = 1_000;
+pub const MINUTE: Millis = 60 * SECOND;
+pub const HOUR: Millis = 60 * MINUTE;
+pub const DAY: Millis = 24 * HOUR;
+
+/// Formats `at` as RFC 3339 with a `Z` zone, e.g. `2026-01-04T14:01:00Z`.
+pub fn rfc3339(at: Millis) -> String {
+    let nanos = i128::from(at) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{at}ms"))
+}
+
+/// Converts a `std::time::Duration` to whole milliseconds, saturating far beyond any real window.
+pub fn duration_millis(d: std::time::Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_whole_seconds_with_zone() {
+        assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600_000 + 1_500), "2026-01-01T00:00:01.5Z");
+    }
+}

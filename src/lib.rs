@@ -1,0 +1,13 @@
+//! sloguard: SLO burn-rate alerting, durable error budgets and deploy gates.
+//!
+//! The library holds every domain module; `main.rs` is only the CLI edge. See
+//! `ARCHITECTURE.md` for the module map, the data flow and the invariants.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod duration;
+pub mod engine;
+pub mod exposition;
+pub mod replay;
+pub mod selector;
+pub mod spec;

@@ -1,0 +1,122 @@
+//! Service specs: the validated, trusted form of `slo-specs/*.yaml`.
+//!
+//! Owns the spec file format (the raw serde mirror in `raw`), its validation (`load`), and the
+//! validated types below, which are all the rest of sloguard ever sees. Nothing here does I/O
+//! except `load`, which reads the files it is pointed at; nothing here knows about the engine.
+//!
+//! Two stages, as in ripgrep's config: `raw` deserializes YAML with `deny_unknown_fields` and
+//! keeps source positions; `load` resolves defaults, parses selectors and durations, and reports
+//! *every* problem with file, line, column and field path before anything runs.
+
+mod load;
+mod raw;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::selector::Selector;
+
+pub use load::{SpecError, SpecErrors, load_path, load_paths, parse_spec};
+
+/// One service's spec file, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// Service name; unique across all loaded specs.
+    pub service: String,
+    /// Owning team, shown in reports and pages.
+    pub owner: Option<String>,
+    /// The file this spec came from, for error messages and reloads.
+    pub path: PathBuf,
+    /// At least one SLO; names unique within the service.
+    pub slos: Vec<SloSpec>,
+    pub policy: Policy,
+}
+
+/// One service-level objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloSpec {
+    /// Name, unique within its service. The SLO's id is `service/name`.
+    pub name: String,
+    /// Target fraction of good events, strictly between 0 and 1 (`99.9` in YAML is `0.999` here).
+    pub objective: f64,
+    /// Rolling window the error budget is computed over.
+    pub window: Duration,
+    pub sli: Sli,
+    /// Alert tiers after defaults and overrides are resolved. A disabled tier is absent.
+    pub tiers: Vec<Tier>,
+    /// Optional runbook link, carried into pages.
+    pub runbook: Option<String>,
+}
+
+impl SloSpec {
+    /// The error budget as a fraction of events: `1 - objective`.
+    pub fn budget_fraction(&self) -> f64 {
+        1.0 - self.objective
+    }
+}
+
+/// How good and bad events are counted. Both variants sum increases of counter selectors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sli {
+    /// `errors / total` is the error ratio.
+    ErrorsTotal { errors: Selector, total: Selector },
+    /// `1 - good / total` is the error ratio.
+    GoodTotal { good: Selector, total: Selector },
+}
+
+/// Alert severity: a page wakes someone; a ticket is handled in working hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    Page,
+    Ticket,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 2] = [Severity::Page, Severity::Ticket];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Page => "page",
+            Severity::Ticket => "ticket",
+        }
+    }
+}
+
+/// A tier fires when any of its conditions holds (the Workbook's "or" between window pairs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tier {
+    pub severity: Severity,
+    /// Never empty: a tier with no conditions is represented by leaving the tier out.
+    pub conditions: Vec<BurnCondition>,
+}
+
+/// `burn(long) > factor and burn(short) > factor`: the multi-window half of the Workbook rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurnCondition {
+    pub long: Duration,
+    pub short: Duration,
+    pub factor: f64,
+}
+
+/// The service's error-budget policy. Budgets are fractions of the SLO's budget: `0.1` = 10% left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Freeze when any SLO's remaining budget is at or below this.
+    pub freeze_below: f64,
+    /// Unfreeze once every SLO's remaining budget is above this (hysteresis: >= `freeze_below`).
+    pub unfreeze_above: f64,
+}
+
+/// The SRE Workbook's multi-window multi-burn-rate defaults (table 5-8 and the text around it):
+/// page on 2% of a 30-day budget in 1h or 5% in 6h; ticket on 10% in 1d or 10% in 3d.
+pub fn default_tiers() -> Vec<Tier> {
+    let cond = |long_h: u64, short_m: u64, factor: f64| BurnCondition {
+        long: Duration::from_secs(long_h * 3600),
+        short: Duration::from_secs(short_m * 60),
+        factor,
+    };
+    vec![
+        Tier { severity: Severity::Page, conditions: vec![cond(1, 5, 14.4), cond(6, 30, 6.0)] },
+        Tier { severity: Severity::Ticket, conditions: vec![cond(24, 120, 3.0), cond(72, 360, 1.0)] },
+    ]
+}
