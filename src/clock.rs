@@ -38,4 +38,35 @@ mod tests {
         assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_600_000 + 1_500), "2026-01-01T00:00:01.5Z");
     }
+
+    #[test]
+    fn spans_read_like_prometheus_durations() {
+        assert_eq!(format_span(5 * MINUTE), "5m");
+        assert_eq!(format_span(90 * MINUTE), "1h30m");
+        assert_eq!(format_span(30 * DAY), "30d");
+        assert_eq!(format_span(14 * DAY), "2w");
+        assert_eq!(format_span(1_500), "1s500ms");
+    }
+}
+
+/// Formats a span compactly in Prometheus units, largest first: `5m`, `1h30m`, `30d`, `90s`.
+pub fn format_span(span: Millis) -> String {
+    const UNITS: [(Millis, &str); 6] =
+        [(7 * DAY, "w"), (DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s"), (1, "ms")];
+    if span <= 0 {
+        return "0s".to_string();
+    }
+    let mut rest = span;
+    let mut out = String::new();
+    for (unit, suffix) in UNITS {
+        // Weeks only when exact, so `30d` stays `30d` rather than `4w2d`.
+        if suffix == "w" && rest % unit != 0 {
+            continue;
+        }
+        if rest >= unit {
+            out.push_str(&format!("{}{suffix}", rest / unit));
+            rest %= unit;
+        }
+    }
+    out
 }

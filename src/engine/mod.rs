@@ -1,0 +1,446 @@
+//! The SLO engine: window counters, burn rates, error budgets, alert and freeze state machines.
+//!
+//! Pure code with an injected clock: drivers hand it samples with their instants and ask it to
+//! evaluate at an instant; it returns [`Event`]s. It does no I/O, reads no clock, spawns nothing,
+//! and knows nothing of HTTP, sled, Slack or files. `sloguard replay` and the live daemon drive
+//! the same engine, which is what makes a replayed backtest a faithful preview of production.
+//!
+//! Semantics (see `../shared/conformance/README.md`): the increase of a series over `(t-W, t]`
+//! is the sum of its reset-aware deltas whose later sample lies in the window; a selector sums
+//! its series; `burn(W) = error ratio / (1 - objective)`; a window with no traffic has no burn,
+//! and a missing burn makes every comparison false, so no data never reads as good or bad.
+
+mod event;
+#[cfg(test)]
+mod tests;
+mod window;
+
+use std::collections::HashMap;
+
+pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, SloBudget};
+use window::{Counters, SELECTED, TOTAL, WindowRef};
+
+use crate::clock::{Millis, duration_millis, format_span};
+use crate::selector::{LabelSet, Selector};
+use crate::spec::{Policy, ServiceSpec, Severity, Sli};
+
+/// Identifies where samples come from (a scrape target, a Prometheus server). Series are keyed
+/// per source, so two replicas exposing identical series text are two series, summed as usual.
+pub type SourceId = u32;
+
+/// A handle to a series the engine has seen, for drivers that resolve once and observe often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeriesId(u32);
+
+/// Knobs that differ between drivers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineOptions {
+    /// A series silent for longer than this restarts from its next sample instead of counting
+    /// the increase across the gap. The daemon sets it so that time it was down is "no data"
+    /// rather than a burst at restart; replay leaves it `None` to match Prometheus' `increase`.
+    pub max_sample_gap: Option<Millis>,
+}
+
+/// How one series feeds one SLO.
+#[derive(Debug, Clone, Copy)]
+struct Feed {
+    slo: u32,
+    slot: u8,
+}
+
+#[derive(Debug, Clone)]
+struct SeriesState {
+    last: Option<(Millis, f64)>,
+    feeds: Vec<Feed>,
+}
+
+/// The ratio an SLI yields from its two counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RatioKind {
+    /// `selected` counts errors.
+    Errors,
+    /// `selected` counts good events.
+    Good,
+}
+
+#[derive(Debug, Clone)]
+struct TierState {
+    severity: Severity,
+    /// `(long window index, short window index, factor)` into `SloState::windows`.
+    conditions: Vec<(usize, usize, f64)>,
+    firing_since: Option<Millis>,
+    /// The condition that fired, reported again on resolve.
+    fired_condition: usize,
+}
+
+#[derive(Debug, Clone)]
+struct SloState {
+    id: String,
+    service: usize,
+    objective: f64,
+    kind: RatioKind,
+    counters: Counters,
+    /// Distinct windows; `windows[0]` is the SLO window (the budget), the rest feed the tiers.
+    windows: Vec<WindowRef>,
+    /// Burn per window at the last evaluation, parallel to `windows`.
+    burns: Vec<Option<f64>>,
+    /// Index into `windows` used for "time to exhaustion at the current burn".
+    current_burn_window: usize,
+    tiers: Vec<TierState>,
+}
+
+#[derive(Debug, Clone)]
+struct ServiceState {
+    name: String,
+    policy: Policy,
+    slos: Vec<usize>,
+    frozen_since: Option<Millis>,
+}
+
+/// The engine for a set of services.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    options: EngineOptions,
+    slos: Vec<SloState>,
+    services: Vec<ServiceState>,
+    /// Selectors by the metric name they pin, so a new series is only tested against selectors
+    /// that could match it. Selectors that pin no name are in `unpinned`.
+    by_metric: HashMap<String, Vec<(Selector, Feed)>>,
+    unpinned: Vec<(Selector, Feed)>,
+    series_by_source: Vec<HashMap<Box<str>, SeriesId>>,
+    series: Vec<SeriesState>,
+}
+
+impl Engine {
+    pub fn new(specs: &[ServiceSpec], options: EngineOptions) -> Engine {
+        let mut engine = Engine {
+            options,
+            slos: Vec::new(),
+            services: Vec::new(),
+            by_metric: HashMap::new(),
+            unpinned: Vec::new(),
+            series_by_source: Vec::new(),
+            series: Vec::new(),
+        };
+        for spec in specs {
+            engine.add_service(spec);
+        }
+        engine
+    }
+
+    fn add_service(&mut self, spec: &ServiceSpec) {
+        let service = self.services.len();
+        let mut slo_indices = Vec::with_capacity(spec.slos.len());
+        for slo in &spec.slos {
+            let index = self.slos.len() as u32;
+            let (kind, selected, total) = match &slo.sli {
+                Sli::ErrorsTotal { errors, total } => (RatioKind::Errors, errors, total),
+                Sli::GoodTotal { good, total } => (RatioKind::Good, good, total),
+            };
+            self.index_selector(selected, Feed { slo: index, slot: SELECTED as u8 });
+            self.index_selector(total, Feed { slo: index, slot: TOTAL as u8 });
+
+            let mut spans = vec![duration_millis(slo.window)];
+            let mut span_index = |span: Millis| match spans.iter().position(|&s| s == span) {
+                Some(i) => i,
+                None => {
+                    spans.push(span);
+                    spans.len() - 1
+                }
+            };
+            let tiers: Vec<TierState> = slo
+                .tiers
+                .iter()
+                .map(|tier| TierState {
+                    severity: tier.severity,
+                    conditions: tier
+                        .conditions
+                        .iter()
+                        .map(|c| {
+                            (span_index(duration_millis(c.long)), span_index(duration_millis(c.short)), c.factor)
+                        })
+                        .collect(),
+                    firing_since: None,
+                    fired_condition: 0,
+                })
+                .collect();
+            // "Current burn" for time-to-exhaustion: the shortest long window of any tier (1h with
+            // the Workbook tiers), which reacts quickly yet is not a five-minute blip.
+            let current_burn_window = tiers
+                .iter()
+                .flat_map(|t| t.conditions.iter().map(|&(long, _, _)| long))
+                .min_by_key(|&i| spans[i])
+                .unwrap_or(0);
+            let (counters, windows) = Counters::plan(&spans);
+            self.slos.push(SloState {
+                id: format!("{}/{}", spec.service, slo.name),
+                service,
+                objective: slo.objective,
+                kind,
+                counters,
+                burns: vec![None; windows.len()],
+                windows,
+                current_burn_window,
+                tiers,
+            });
+            slo_indices.push(index as usize);
+        }
+        self.services.push(ServiceState {
+            name: spec.service.clone(),
+            policy: spec.policy.clone(),
+            slos: slo_indices,
+            frozen_since: None,
+        });
+    }
+
+    fn index_selector(&mut self, selector: &Selector, feed: Feed) {
+        match selector.metric_name() {
+            Some(name) => self.by_metric.entry(name.to_string()).or_default().push((selector.clone(), feed)),
+            None => self.unpinned.push((selector.clone(), feed)),
+        }
+    }
+
+    /// Resolves a series to a handle, matching it against every selector the first time it is
+    /// seen. `key` identifies the series within `source` (the exposition's `name{labels}` text).
+    pub fn series(&mut self, source: SourceId, key: &str, name: &str, labels: &dyn LabelSet) -> SeriesId {
+        let source = source as usize;
+        if self.series_by_source.len() <= source {
+            self.series_by_source.resize_with(source + 1, HashMap::new);
+        }
+        if let Some(&id) = self.series_by_source[source].get(key) {
+            return id;
+        }
+        let candidates = self.by_metric.get(name).into_iter().flatten().chain(&self.unpinned);
+        let feeds = candidates.filter(|(sel, _)| sel.matches(name, labels)).map(|&(_, feed)| feed).collect();
+        let id = SeriesId(self.series.len() as u32);
+        self.series.push(SeriesState { last: None, feeds });
+        self.series_by_source[source].insert(key.into(), id);
+        id
+    }
+
+    /// Records a counter sample. NaN (including Prometheus' stale marker) is no sample; a sample
+    /// not newer than the series' previous one is a duplicate and ignored.
+    pub fn observe(&mut self, series: SeriesId, at: Millis, value: f64) {
+        let state = &mut self.series[series.0 as usize];
+        if state.feeds.is_empty() || value.is_nan() {
+            return;
+        }
+        let previous = state.last;
+        if matches!(previous, Some((t, _)) if at <= t) {
+            return;
+        }
+        state.last = Some((at, value));
+        let Some((prev_at, prev_value)) = previous else { return };
+        if self.options.max_sample_gap.is_some_and(|gap| at - prev_at > gap) {
+            return;
+        }
+        // A drop means the counter reset; Prometheus counts the new value as the increase.
+        let delta = if value >= prev_value { value - prev_value } else { value };
+        for feed in &self.series[series.0 as usize].feeds {
+            self.slos[feed.slo as usize].counters.add(at, feed.slot as usize, delta);
+        }
+    }
+
+    /// Evaluates every SLO and service at `now` and returns the state changes, alerts first.
+    pub fn evaluate(&mut self, now: Millis) -> Vec<Event> {
+        let mut events = Vec::new();
+        for slo in &mut self.slos {
+            slo.evaluate(now, &self.services[slo.service].name, &mut events);
+        }
+        for service in &mut self.services {
+            service.evaluate(now, &self.slos, &mut events);
+        }
+        events
+    }
+
+    /// Read-only views of every SLO as of the last evaluation.
+    pub fn slo_views(&self) -> impl Iterator<Item = SloView<'_>> {
+        self.slos.iter().map(|slo| SloView { slo, service: &self.services[slo.service] })
+    }
+
+    /// Read-only views of every service as of the last evaluation.
+    pub fn service_views(&self) -> impl Iterator<Item = ServiceView<'_>> {
+        self.services.iter().map(|service| ServiceView { service })
+    }
+
+    /// Heap bytes held by window counters across all SLOs (the dominant per-SLO cost).
+    pub fn window_heap_bytes(&self) -> usize {
+        self.slos.iter().map(|s| s.counters.heap_bytes()).sum()
+    }
+}
+
+impl SloState {
+    fn evaluate(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
+        self.counters.advance(now);
+        let budget = 1.0 - self.objective;
+        for (burn, &window) in self.burns.iter_mut().zip(&self.windows) {
+            let inc = self.counters.increase(window);
+            *burn = (inc.total > 0.0).then(|| {
+                let ratio = match self.kind {
+                    RatioKind::Errors => inc.selected / inc.total,
+                    RatioKind::Good => 1.0 - inc.selected / inc.total,
+                };
+                ratio / budget
+            });
+        }
+        for tier_index in 0..self.tiers.len() {
+            let tier = &self.tiers[tier_index];
+            let holding = tier.conditions.iter().position(|&(long, short, factor)| {
+                let over = |w: usize| self.burns[w].is_some_and(|b| b > factor);
+                over(long) && over(short)
+            });
+            let change = match (holding, tier.firing_since) {
+                (Some(cond), None) => {
+                    self.tiers[tier_index].firing_since = Some(now);
+                    self.tiers[tier_index].fired_condition = cond;
+                    Some(EventKind::AlertFiring(self.alert_change(tier_index, service, now)))
+                }
+                (None, Some(_)) => {
+                    let change = self.alert_change(tier_index, service, now);
+                    self.tiers[tier_index].firing_since = None;
+                    Some(EventKind::AlertResolved(change))
+                }
+                _ => None,
+            };
+            if let Some(kind) = change {
+                events.push(Event { at: now, kind });
+            }
+        }
+    }
+
+    fn alert_change(&self, tier_index: usize, service: &str, now: Millis) -> AlertChange {
+        let tier = &self.tiers[tier_index];
+        let (long, short, factor) = tier.conditions[tier.fired_condition];
+        AlertChange {
+            slo: self.id.clone(),
+            service: service.to_string(),
+            severity: tier.severity.as_str().to_string(),
+            condition: ConditionReport {
+                long: format_span(self.windows[long].span),
+                short: format_span(self.windows[short].span),
+                factor,
+                long_burn: self.burns[long],
+                short_burn: self.burns[short],
+            },
+            burn_rates: self.windows.iter().zip(&self.burns).map(|(w, &b)| (format_span(w.span), b)).collect(),
+            budget_remaining: self.budget_remaining(),
+            time_to_exhaustion_s: self.time_to_exhaustion_s(),
+            since: tier.firing_since.unwrap_or(now),
+        }
+    }
+
+    fn budget_remaining(&self) -> Option<f64> {
+        self.burns[0].map(|burn| 1.0 - burn)
+    }
+
+    /// At burn rate `b` the whole budget lasts `window / b`; what is left lasts that fraction.
+    fn time_to_exhaustion_s(&self) -> Option<f64> {
+        let remaining = self.budget_remaining()?;
+        let burn = self.burns[self.current_burn_window].filter(|&b| b > 0.0)?;
+        let window_s = self.windows[0].span as f64 / 1000.0;
+        Some((remaining.max(0.0) * window_s / burn).round())
+    }
+}
+
+impl ServiceState {
+    fn evaluate(&mut self, now: Millis, slos: &[SloState], events: &mut Vec<Event>) {
+        let budgets: Vec<SloBudget> = self
+            .slos
+            .iter()
+            .map(|&i| SloBudget { slo: slos[i].id.clone(), budget_remaining: slos[i].budget_remaining() })
+            .collect();
+        let kind = match self.frozen_since {
+            None => {
+                let frozen_by: Vec<SloBudget> = budgets
+                    .iter()
+                    .filter(|b| b.budget_remaining.is_some_and(|r| r <= self.policy.freeze_below))
+                    .cloned()
+                    .collect();
+                if frozen_by.is_empty() {
+                    return;
+                }
+                self.frozen_since = Some(now);
+                EventKind::Freeze(self.freeze_change(now, frozen_by, budgets))
+            }
+            Some(since) => {
+                // An SLO with no data keeps the freeze: only evidence of a healthy budget lifts it.
+                let healthy = budgets.iter().all(|b| b.budget_remaining.is_some_and(|r| r > self.policy.unfreeze_above));
+                if !healthy {
+                    return;
+                }
+                self.frozen_since = None;
+                EventKind::Unfreeze(self.freeze_change(since, Vec::new(), budgets))
+            }
+        };
+        events.push(Event { at: now, kind });
+    }
+
+    fn freeze_change(&self, since: Millis, frozen_by: Vec<SloBudget>, budgets: Vec<SloBudget>) -> FreezeChange {
+        FreezeChange {
+            service: self.name.clone(),
+            frozen_by,
+            budgets,
+            freeze_below: self.policy.freeze_below,
+            unfreeze_above: self.policy.unfreeze_above,
+            since,
+        }
+    }
+}
+
+/// A read-only view of one SLO's state as of the last evaluation.
+#[derive(Clone, Copy)]
+pub struct SloView<'a> {
+    slo: &'a SloState,
+    service: &'a ServiceState,
+}
+
+impl<'a> SloView<'a> {
+    pub fn id(&self) -> &'a str {
+        &self.slo.id
+    }
+    pub fn service(&self) -> &'a str {
+        &self.service.name
+    }
+    pub fn objective(&self) -> f64 {
+        self.slo.objective
+    }
+    pub fn window(&self) -> Millis {
+        self.slo.windows[0].span
+    }
+    pub fn budget_remaining(&self) -> Option<f64> {
+        self.slo.budget_remaining()
+    }
+    pub fn time_to_exhaustion_s(&self) -> Option<f64> {
+        self.slo.time_to_exhaustion_s()
+    }
+    /// Burn in the window used for "current burn": the shortest long window of any tier.
+    pub fn current_burn(&self) -> Option<f64> {
+        self.slo.burns[self.slo.current_burn_window]
+    }
+    /// `(window span, burn)` for every window the SLO evaluates, budget window first.
+    pub fn burn_rates(&self) -> impl Iterator<Item = (Millis, Option<f64>)> + 'a {
+        self.slo.windows.iter().zip(&self.slo.burns).map(|(w, &b)| (w.span, b))
+    }
+    /// `(severity, firing since)` per configured tier.
+    pub fn alerts(&self) -> impl Iterator<Item = (Severity, Option<Millis>)> + 'a {
+        self.slo.tiers.iter().map(|t| (t.severity, t.firing_since))
+    }
+}
+
+/// A read-only view of one service's freeze state.
+#[derive(Clone, Copy)]
+pub struct ServiceView<'a> {
+    service: &'a ServiceState,
+}
+
+impl<'a> ServiceView<'a> {
+    pub fn name(&self) -> &'a str {
+        &self.service.name
+    }
+    pub fn frozen_since(&self) -> Option<Millis> {
+        self.service.frozen_since
+    }
+    pub fn policy(&self) -> &'a Policy {
+        &self.service.policy
+    }
+}
