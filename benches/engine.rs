@@ -47,9 +47,10 @@ fn warmed_engine(n: usize, minutes: i64) -> (Engine, Millis) {
     let mut engine = Engine::new(&specs(n), EngineOptions::default());
     let text = series(n, minutes);
     let samples = exposition::parse_strict(text.as_bytes()).expect("bench series");
+    let source = engine.source("bench");
     let mut last = T0;
     for s in &samples {
-        let id = engine.series(0, s.series, s.name, &s.labels);
+        let id = engine.series(source, s.series, s.name, &s.labels);
         let at = s.timestamp_ms.expect("timestamped");
         if at != last {
             engine.evaluate(last);

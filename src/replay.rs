@@ -80,10 +80,11 @@ struct TimedSample {
 /// timestamps keep file order).
 fn timeline(engine: &mut Engine, series: &[u8]) -> Result<Vec<TimedSample>, ReplayError> {
     let parsed = exposition::parse_strict(series)?;
+    let source = engine.source("replay");
     let mut samples = Vec::with_capacity(parsed.len());
     for s in &parsed {
         let at = s.timestamp_ms.ok_or_else(|| ReplayError::MissingTimestamp { series: s.series.to_string() })?;
-        let id = engine.series(0, s.series, s.name, &s.labels);
+        let id = engine.series(source, s.series, s.name, &s.labels);
         samples.push(TimedSample { at, series: id, value: s.value });
     }
     if !samples.is_sorted_by_key(|s| s.at) {

@@ -11,6 +11,7 @@
 //! and a missing burn makes every comparison false, so no data never reads as good or bad.
 
 mod event;
+mod persist;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -18,6 +19,9 @@ mod window;
 use std::collections::HashMap;
 
 pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, SloBudget};
+pub use persist::{
+    CountersHeader, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition, WindowRecord,
+};
 use window::{Counters, SELECTED, TOTAL, WindowRef};
 
 use crate::clock::{Millis, duration_millis, format_span};
@@ -52,6 +56,8 @@ struct Feed {
 struct SeriesState {
     last: Option<(Millis, f64)>,
     feeds: Vec<Feed>,
+    /// `last` changed since the last export.
+    dirty: bool,
 }
 
 /// The ratio an SLI yields from its two counters.
@@ -76,6 +82,8 @@ struct TierState {
 #[derive(Debug, Clone)]
 struct SloState {
     id: String,
+    /// Hash of what the counters count (SLI selectors and window plan), see `persist`.
+    fingerprint: u64,
     service: usize,
     objective: f64,
     kind: RatioKind,
@@ -107,8 +115,11 @@ pub struct Engine {
     /// that could match it. Selectors that pin no name are in `unpinned`.
     by_metric: HashMap<String, Vec<(Selector, Feed)>>,
     unpinned: Vec<(Selector, Feed)>,
+    source_names: Vec<String>,
     series_by_source: Vec<HashMap<Box<str>, SeriesId>>,
     series: Vec<SeriesState>,
+    /// Restored last values of series not seen yet in this run, by `(source, series)`.
+    pending_last: HashMap<(String, String), (Millis, f64)>,
 }
 
 impl Engine {
@@ -119,8 +130,10 @@ impl Engine {
             services: Vec::new(),
             by_metric: HashMap::new(),
             unpinned: Vec::new(),
+            source_names: Vec::new(),
             series_by_source: Vec::new(),
             series: Vec::new(),
+            pending_last: HashMap::new(),
         };
         for spec in specs {
             engine.add_service(spec);
@@ -172,8 +185,11 @@ impl Engine {
                 .min_by_key(|&i| spans[i])
                 .unwrap_or(0);
             let (counters, windows) = Counters::plan(&spans);
+            let plan = format!("{:?}", counters.plan_signature());
+            let fingerprint = persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str(), &plan]);
             self.slos.push(SloState {
                 id: format!("{}/{}", spec.service, slo.name),
+                fingerprint,
                 service,
                 objective: slo.objective,
                 kind,
@@ -200,20 +216,33 @@ impl Engine {
         }
     }
 
+    /// Registers (or finds) a sample source by a name stable across restarts, such as a target
+    /// URL; persisted series last values are keyed by it.
+    pub fn source(&mut self, name: &str) -> SourceId {
+        if let Some(i) = self.source_names.iter().position(|n| n == name) {
+            return i as SourceId;
+        }
+        self.source_names.push(name.to_string());
+        self.series_by_source.push(HashMap::new());
+        (self.source_names.len() - 1) as SourceId
+    }
+
     /// Resolves a series to a handle, matching it against every selector the first time it is
     /// seen. `key` identifies the series within `source` (the exposition's `name{labels}` text).
     pub fn series(&mut self, source: SourceId, key: &str, name: &str, labels: &dyn LabelSet) -> SeriesId {
         let source = source as usize;
-        if self.series_by_source.len() <= source {
-            self.series_by_source.resize_with(source + 1, HashMap::new);
-        }
         if let Some(&id) = self.series_by_source[source].get(key) {
             return id;
         }
         let candidates = self.by_metric.get(name).into_iter().flatten().chain(&self.unpinned);
-        let feeds = candidates.filter(|(sel, _)| sel.matches(name, labels)).map(|&(_, feed)| feed).collect();
+        let feeds: Vec<Feed> = candidates.filter(|(sel, _)| sel.matches(name, labels)).map(|&(_, feed)| feed).collect();
+        let last = if self.pending_last.is_empty() {
+            None
+        } else {
+            self.pending_last.remove(&(self.source_names[source].clone(), key.to_string()))
+        };
         let id = SeriesId(self.series.len() as u32);
-        self.series.push(SeriesState { last: None, feeds });
+        self.series.push(SeriesState { last: last.filter(|_| !feeds.is_empty()), feeds, dirty: false });
         self.series_by_source[source].insert(key.into(), id);
         id
     }
@@ -230,6 +259,7 @@ impl Engine {
             return;
         }
         state.last = Some((at, value));
+        state.dirty = true;
         let Some((prev_at, prev_value)) = previous else { return };
         if self.options.max_sample_gap.is_some_and(|gap| at - prev_at > gap) {
             return;

@@ -14,7 +14,9 @@
 //! the minute; 1d and 3d to within a 5-minute bucket (interpolated); the budget window to within
 //! an hour (interpolated). Revisit if sub-minute scrape resolution must be exact in short windows.
 
-use crate::clock::{DAY, HOUR, Millis, MINUTE};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{DAY, HOUR, MINUTE, Millis};
 
 /// Candidate bucket widths, finest first. A window uses the finest width that covers it in at
 /// most [`MAX_SLOTS_PER_WINDOW`] boundaries.
@@ -23,6 +25,10 @@ const LADDER: [Millis; 4] = [MINUTE, 5 * MINUTE, HOUR, DAY];
 /// Boundaries a single window may span on its level. 864 lets 3d use 5m buckets and 30d use 1h
 /// buckets, which together keep an SLO with the Workbook tiers under 32 KiB.
 const MAX_SLOTS_PER_WINDOW: i64 = 864;
+
+/// Slots per persisted page: a flush writes only pages whose slots changed (about 1 KiB per SLO
+/// per minute with the default ladder) instead of whole rings.
+pub const PAGE_SLOTS: usize = 64;
 
 /// Counter slots: the selected events (errors, or good events) and all events.
 pub const SELECTED: usize = 0;
@@ -42,13 +48,16 @@ struct Level {
     slots: Box<[[f64; 2]]>,
     /// Highest boundary index whose slot holds its final value.
     filled_through: i64,
+    /// Bit `p` set: page `p` changed since the last export. At most 866 slots = 14 pages.
+    dirty: u64,
 }
 
 impl Level {
     fn new(width: Millis, span: Millis) -> Level {
         // Two spare slots: one for the boundary at or before `t - W`, one for the partial bucket.
         let n_slots = (span / width + 2) as usize;
-        Level { width, slots: vec![[0.0; 2]; n_slots].into_boxed_slice(), filled_through: i64::MIN }
+        debug_assert!(n_slots.div_ceil(PAGE_SLOTS) <= 64, "dirty bitmap holds 64 pages");
+        Level { width, slots: vec![[0.0; 2]; n_slots].into_boxed_slice(), filled_through: i64::MIN, dirty: 0 }
     }
 
     fn slot(&self, k: i64) -> usize {
@@ -135,6 +144,7 @@ impl Counters {
             for k in first..=last {
                 let i = level.slot(k);
                 level.slots[i] = self.cum;
+                level.dirty |= 1 << (i / PAGE_SLOTS);
             }
             level.filled_through = last;
         }
@@ -179,6 +189,95 @@ impl Counters {
 
     fn boundary(&self, level: &Level, k: i64) -> [f64; 2] {
         if k > level.filled_through { self.cum } else { level.slots[level.slot(k)] }
+    }
+}
+
+/// The persistable header of [`Counters`]; ring contents travel separately as [`Page`]s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountersHeader {
+    pub cum: [f64; 2],
+    pub origin: Option<Millis>,
+    pub now: Millis,
+    /// `(width, slot count, filled_through)` per level; restoring requires the same plan.
+    pub levels: Vec<(Millis, usize, i64)>,
+}
+
+/// A run of up to [`PAGE_SLOTS`] ring slots of one level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub level: usize,
+    pub index: usize,
+    pub slots: Vec<[f64; 2]>,
+}
+
+/// Why persisted counters could not be restored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RestoreError {
+    /// The persisted level plan differs from the one the current spec yields.
+    #[error("persisted windows were planned differently (levels {persisted:?}, now {current:?})")]
+    PlanChanged { persisted: Vec<(Millis, usize)>, current: Vec<(Millis, usize)> },
+    /// A page points outside its ring.
+    #[error("persisted page {index} of level {level} is out of range")]
+    PageOutOfRange { level: usize, index: usize },
+}
+
+impl Counters {
+    pub fn header(&self) -> CountersHeader {
+        CountersHeader {
+            cum: self.cum,
+            origin: self.origin,
+            now: self.now,
+            levels: self.levels.iter().map(|l| (l.width, l.slots.len(), l.filled_through)).collect(),
+        }
+    }
+
+    /// The level plan, `(width, slots)` per level: equal plans can share persisted rings.
+    pub fn plan_signature(&self) -> Vec<(Millis, usize)> {
+        self.levels.iter().map(|l| (l.width, l.slots.len())).collect()
+    }
+
+    /// Pages changed since the last call (all pages on the first call after a restore).
+    pub fn take_dirty_pages(&mut self) -> Vec<Page> {
+        let mut pages = Vec::new();
+        for (level_index, level) in self.levels.iter_mut().enumerate() {
+            let mut dirty = std::mem::take(&mut level.dirty);
+            while dirty != 0 {
+                let index = dirty.trailing_zeros() as usize;
+                dirty &= dirty - 1;
+                let start = index * PAGE_SLOTS;
+                let end = (start + PAGE_SLOTS).min(level.slots.len());
+                pages.push(Page { level: level_index, index, slots: level.slots[start..end].to_vec() });
+            }
+        }
+        pages
+    }
+
+    /// Replaces this (freshly planned) state with a persisted one.
+    pub fn restore(&mut self, header: &CountersHeader, pages: &[Page]) -> Result<(), RestoreError> {
+        let persisted: Vec<(Millis, usize)> = header.levels.iter().map(|&(w, n, _)| (w, n)).collect();
+        if persisted != self.plan_signature() {
+            return Err(RestoreError::PlanChanged { persisted, current: self.plan_signature() });
+        }
+        for page in pages {
+            let level = self
+                .levels
+                .get_mut(page.level)
+                .ok_or(RestoreError::PageOutOfRange { level: page.level, index: page.index })?;
+            let start = page.index * PAGE_SLOTS;
+            let target = level
+                .slots
+                .get_mut(start..start + page.slots.len())
+                .ok_or(RestoreError::PageOutOfRange { level: page.level, index: page.index })?;
+            target.copy_from_slice(&page.slots);
+        }
+        for (level, &(_, _, filled_through)) in self.levels.iter_mut().zip(&header.levels) {
+            level.filled_through = filled_through;
+            level.dirty = 0;
+        }
+        self.cum = header.cum;
+        self.origin = header.origin;
+        self.now = header.now;
+        Ok(())
     }
 }
 
@@ -232,6 +331,34 @@ mod tests {
         let (c, refs) = fed(&[DAY], &data);
         // Uniform traffic: interpolation is exact, and 1d holds 1440 minutes.
         assert_eq!(c.increase(refs[0]).total, 1440.0);
+    }
+
+    #[test]
+    fn restore_from_dirty_pages_reproduces_every_window() {
+        let spans = [30 * DAY, HOUR, 5 * MINUTE, DAY, 3 * DAY];
+        let data: Vec<_> = (0..5000).map(|i| ((i % 7) as f64, 100.0 + (i % 13) as f64)).collect();
+        let (mut original, refs) = fed(&spans, &data[..3000]);
+        // Two exports, as two flushes would write them; later pages overwrite earlier ones.
+        let mut pages = original.take_dirty_pages();
+        for (i, &(sel, tot)) in data[3000..].iter().enumerate() {
+            let t = T0 + (3001 + i as Millis) * MINUTE;
+            original.add(t, SELECTED, sel);
+            original.add(t, TOTAL, tot);
+        }
+        pages.extend(original.take_dirty_pages());
+        let (mut restored, _) = Counters::plan(&spans);
+        restored.restore(&original.header(), &pages).expect("same plan");
+        for &w in &refs {
+            assert_eq!(restored.increase(w), original.increase(w), "window {}", w.span);
+        }
+        assert!(original.take_dirty_pages().is_empty(), "export clears dirty pages");
+    }
+
+    #[test]
+    fn restore_refuses_a_different_plan() {
+        let (original, _) = fed(&[HOUR], &[(1.0, 1.0)]);
+        let (mut other, _) = Counters::plan(&[30 * DAY]);
+        assert!(matches!(other.restore(&original.header(), &[]), Err(RestoreError::PlanChanged { .. })));
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub enum Sli {
 }
 
 /// Alert severity: a page wakes someone; a ticket is handled in working hours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     Page,
     Ticket,

@@ -1,0 +1,233 @@
+//! The engine's side of persistence: plain data it exports and accepts, with no idea where it
+//! goes. The store decides encoding and durability; the daemon decides when to call these.
+//!
+//! Two kinds of state with different durability needs:
+//! - *Transitions* (alert tiers firing, services frozen) change rarely and must never be lost or
+//!   a restart would re-page: the daemon commits them together with the events that caused them.
+//! - *Windows* and *series* change every scrape and are flushed periodically; a crash loses at
+//!   most one flush interval of samples, which reads as a short gap (no data), never as good.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use super::window::{CountersHeader, Page, RestoreError};
+use super::{Engine, EngineOptions, Event, SloState};
+use crate::clock::Millis;
+use crate::spec::{ServiceSpec, Severity};
+
+/// Alert or freeze state as of a transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transition {
+    Slo { id: String, tiers: Vec<TierRecord> },
+    Service { name: String, frozen_since: Option<Millis> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierRecord {
+    pub severity: Severity,
+    pub firing_since: Option<Millis>,
+    pub fired_condition: usize,
+}
+
+/// An SLO's window counters: the header always, pages that changed (or all, when restoring).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRecord {
+    pub slo: String,
+    /// Identifies what the counters count; a changed SLI or window plan discards old counters.
+    pub fingerprint: u64,
+    pub header: CountersHeader,
+    pub pages: Vec<Page>,
+}
+
+/// The last value of one series that feeds an SLO, so the first sample after a restart is a
+/// delta rather than a new baseline (when the restart was shorter than the gap limit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRecord {
+    pub source: String,
+    pub series: String,
+    pub at: Millis,
+    pub value: f64,
+}
+
+/// Everything the store hands back at start-up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restored {
+    pub windows: Vec<WindowRecord>,
+    pub transitions: Vec<Transition>,
+    pub series: Vec<SeriesRecord>,
+}
+
+/// What a restore kept and dropped, for the start-up log line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestoreReport {
+    pub n_windows: usize,
+    /// SLOs whose persisted counters no longer fit their spec (SLI or windows changed).
+    pub discarded: Vec<String>,
+    pub n_transitions: usize,
+    pub n_series: usize,
+}
+
+impl Engine {
+    /// Alert and freeze state of everything `events` touched, to commit with those events.
+    pub fn transitions_for(&self, events: &[Event]) -> Vec<Transition> {
+        let mut out: Vec<Transition> = Vec::new();
+        for event in events {
+            let record = match &event.kind {
+                super::EventKind::AlertFiring(a) | super::EventKind::AlertResolved(a) => {
+                    self.slos.iter().find(|s| s.id == a.slo).map(slo_transition)
+                }
+                super::EventKind::Freeze(f) | super::EventKind::Unfreeze(f) => {
+                    self.services.iter().find(|s| s.name == f.service).map(|s| Transition::Service {
+                        name: s.name.clone(),
+                        frozen_since: s.frozen_since,
+                    })
+                }
+            };
+            if let Some(record) = record.filter(|r| !out.contains(r)) {
+                out.push(record);
+            }
+        }
+        out
+    }
+
+    /// Window counters changed since the last export.
+    pub fn export_windows(&mut self) -> Vec<WindowRecord> {
+        self.slos
+            .iter_mut()
+            .map(|slo| WindowRecord {
+                slo: slo.id.clone(),
+                fingerprint: slo.fingerprint,
+                header: slo.counters.header(),
+                pages: slo.counters.take_dirty_pages(),
+            })
+            .collect()
+    }
+
+    /// Last values of SLO-feeding series that moved since the last export.
+    pub fn export_series(&mut self) -> Vec<SeriesRecord> {
+        let mut out = Vec::new();
+        for (source, names) in self.series_by_source.iter().enumerate() {
+            for (key, id) in names {
+                let state = &mut self.series[id.0 as usize];
+                if !std::mem::take(&mut state.dirty) {
+                    continue;
+                }
+                if let Some((at, value)) = state.last {
+                    out.push(SeriesRecord {
+                        source: self.source_names[source].clone(),
+                        series: key.to_string(),
+                        at,
+                        value,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Loads persisted state into a freshly built engine. Counters whose fingerprint no longer
+    /// matches the spec are dropped (that SLO starts empty), never silently reinterpreted.
+    pub fn restore(&mut self, restored: Restored) -> RestoreReport {
+        let mut report = RestoreReport::default();
+        for record in restored.windows {
+            let Some(slo) = self.slos.iter_mut().find(|s| s.id == record.slo) else { continue };
+            let fits = record.fingerprint == slo.fingerprint;
+            if fits && slo.counters.restore(&record.header, &record.pages).is_ok() {
+                report.n_windows += 1;
+            } else {
+                report.discarded.push(record.slo);
+            }
+        }
+        for transition in restored.transitions {
+            report.n_transitions += usize::from(self.apply_transition(transition));
+        }
+        report.n_series = restored.series.len();
+        for record in restored.series {
+            self.pending_last.insert((record.source, record.series), (record.at, record.value));
+        }
+        report
+    }
+
+    fn apply_transition(&mut self, transition: Transition) -> bool {
+        match transition {
+            Transition::Slo { id, tiers } => {
+                let Some(slo) = self.slos.iter_mut().find(|s| s.id == id) else { return false };
+                for record in tiers {
+                    if let Some(tier) = slo.tiers.iter_mut().find(|t| t.severity == record.severity) {
+                        tier.firing_since = record.firing_since;
+                        tier.fired_condition = record.fired_condition.min(tier.conditions.len() - 1);
+                    }
+                }
+                true
+            }
+            Transition::Service { name, frozen_since } => {
+                let Some(service) = self.services.iter_mut().find(|s| s.name == name) else { return false };
+                service.frozen_since = frozen_since;
+                true
+            }
+        }
+    }
+
+    /// A new engine for `specs` that keeps the state of every SLO whose counters still fit,
+    /// alert tiers by severity, freezes by service, and every series' last value.
+    pub fn reload(mut self, specs: &[ServiceSpec], options: EngineOptions) -> Engine {
+        let mut next = Engine::new(specs, options);
+        let mut old_slos: HashMap<String, SloState> = self.slos.drain(..).map(|s| (s.id.clone(), s)).collect();
+        for slo in &mut next.slos {
+            let Some(old) = old_slos.remove(&slo.id) else { continue };
+            if old.fingerprint == slo.fingerprint {
+                slo.counters = old.counters;
+            }
+            for tier in &mut slo.tiers {
+                if let Some(old_tier) = old.tiers.iter().find(|t| t.severity == tier.severity) {
+                    tier.firing_since = old_tier.firing_since;
+                    tier.fired_condition = old_tier.fired_condition.min(tier.conditions.len() - 1);
+                }
+            }
+        }
+        for service in &mut next.services {
+            if let Some(old) = self.services.iter().find(|s| s.name == service.name) {
+                service.frozen_since = old.frozen_since;
+            }
+        }
+        for (source, names) in self.series_by_source.iter().enumerate() {
+            for (key, id) in names {
+                if let Some(last) = self.series[id.0 as usize].last {
+                    next.pending_last.insert((self.source_names[source].clone(), key.to_string()), last);
+                }
+            }
+        }
+        next.pending_last.extend(self.pending_last.drain());
+        next
+    }
+}
+
+fn slo_transition(slo: &SloState) -> Transition {
+    Transition::Slo {
+        id: slo.id.clone(),
+        tiers: slo
+            .tiers
+            .iter()
+            .map(|t| TierRecord {
+                severity: t.severity,
+                firing_since: t.firing_since,
+                fired_condition: t.fired_condition,
+            })
+            .collect(),
+    }
+}
+
+/// FNV-1a: a stable hash (unlike `DefaultHasher`, which may change between Rust releases), so
+/// fingerprints written by one build are read correctly by the next.
+pub(super) fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in part.as_bytes().iter().chain(&[0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
