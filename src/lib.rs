@@ -11,3 +11,4 @@ pub mod exposition;
 pub mod replay;
 pub mod selector;
 pub mod spec;
+pub mod store;

@@ -1,0 +1,222 @@
+//! Durable state in sled: window counters, series last values, alert/freeze transitions and the
+//! append-only event log.
+//!
+//! Owns every byte sloguard writes to disk and is the only module that touches sled. It knows
+//! the engine's persistence records (plain data) and nothing of scraping, HTTP or notifications.
+//!
+//! Layout: one sled tree, versioned keys (`v1/...`), and `meta/schema` holding the schema version.
+//! A store written by a newer schema, or one that is not ours, is refused with a clear message;
+//! sloguard never wipes state to make progress. Durability: sled's `flush` uses
+//! `sync_file_range`, so a killed process loses nothing flushed, while a power loss may (see
+//! `../shared/crates.md`); events and the transitions they record are flushed before anyone is
+//! told about them, window pages every flush interval.
+
+use std::path::{Path, PathBuf};
+
+use crate::clock::Millis;
+use crate::engine::{CountersHeader, Event, Page, Restored, SeriesRecord, Transition, WindowRecord};
+
+/// The schema this build reads and writes. Bump it with a migration when a key or value changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &[u8] = b"meta/schema";
+const WINDOW_PREFIX: &str = "v1/slo/";
+const TRANSITION_PREFIX: &str = "v1/tr/";
+const SERIES_PREFIX: &str = "v1/series/";
+const EVENT_PREFIX: &[u8] = b"v1/ev/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open the directory (permissions, a lock held by another process, or
+    /// on-disk corruption sled detected).
+    #[error("cannot open store at {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    /// The store was written by a newer sloguard.
+    #[error("store at {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade sloguard or point data_dir elsewhere")]
+    Newer { path: PathBuf, found: u32 },
+    /// The directory holds data without a schema marker, or with an unreadable one.
+    #[error("store at {path} is not a sloguard store or is corrupt ({detail}); refusing to touch it")]
+    Foreign { path: PathBuf, detail: String },
+    /// A read or write failed after opening.
+    #[error("store I/O: {0}")]
+    Io(#[from] sled::Error),
+    /// A record could not be decoded; the key names it.
+    #[error("store record {key} is corrupt: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+/// Handle to the open store; cheap to clone (sled's `Db` is reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WindowHeaderRecord {
+    fingerprint: u64,
+    header: CountersHeader,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        match db.get(SCHEMA_KEY)? {
+            Some(raw) => {
+                let found = std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| {
+                    StoreError::Foreign { path: path.to_path_buf(), detail: "unreadable schema marker".into() }
+                })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::Newer { path: path.to_path_buf(), found });
+                }
+            }
+            None if db.is_empty() => {
+                db.insert(SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())?;
+                db.flush()?;
+            }
+            None => {
+                return Err(StoreError::Foreign { path: path.to_path_buf(), detail: "data without a schema marker".into() });
+            }
+        }
+        Ok(Store { db })
+    }
+
+    /// Everything needed to resume: window counters, transitions and series last values.
+    pub fn load(&self) -> Result<Restored, StoreError> {
+        let mut restored = Restored::default();
+        for item in self.db.scan_prefix(WINDOW_PREFIX) {
+            let (key, value) = item?;
+            let key_text = String::from_utf8_lossy(&key).into_owned();
+            let rest = &key_text[WINDOW_PREFIX.len()..];
+            if let Some(slo) = rest.strip_suffix("/hdr") {
+                let record: WindowHeaderRecord = decode_json(&key_text, &value)?;
+                restored.windows.push(WindowRecord {
+                    slo: slo.to_string(),
+                    fingerprint: record.fingerprint,
+                    header: record.header,
+                    pages: Vec::new(),
+                });
+            } else if let Some((slo, page)) = rest.rsplit_once("/page/") {
+                let page = decode_page(&key_text, page, &value)?;
+                // Keys sort `<slo>/hdr` before `<slo>/page/...`, so the header is already there.
+                match restored.windows.last_mut().filter(|w| w.slo == slo) {
+                    Some(window) => window.pages.push(page),
+                    None => return Err(corrupt(&key_text, "page without a header")),
+                }
+            }
+        }
+        for item in self.db.scan_prefix(TRANSITION_PREFIX) {
+            let (key, value) = item?;
+            restored.transitions.push(decode_json(&String::from_utf8_lossy(&key), &value)?);
+        }
+        for item in self.db.scan_prefix(SERIES_PREFIX) {
+            let (_, value) = item?;
+            restored.series.push(decode_json("series", &value)?);
+        }
+        Ok(restored)
+    }
+
+    /// Appends events and records the transitions they caused, atomically, and flushes before
+    /// returning: only then may anyone (API, notifications) be told.
+    pub async fn commit(&self, events: &[Event], transitions: &[Transition]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for event in events {
+            let mut key = EVENT_PREFIX.to_vec();
+            key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            batch.insert(key, serde_json::to_vec(event).expect("events serialize"));
+        }
+        for transition in transitions {
+            let key = match transition {
+                Transition::Slo { id, .. } => format!("{TRANSITION_PREFIX}slo/{id}"),
+                Transition::Service { name, .. } => format!("{TRANSITION_PREFIX}svc/{name}"),
+            };
+            batch.insert(key.as_bytes(), serde_json::to_vec(transition).expect("transitions serialize"));
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Saves changed window pages and series last values, atomically, and flushes.
+    pub async fn save(&self, windows: &[WindowRecord], series: &[SeriesRecord]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for window in windows {
+            let header = WindowHeaderRecord { fingerprint: window.fingerprint, header: window.header.clone() };
+            batch.insert(
+                format!("{WINDOW_PREFIX}{}/hdr", window.slo).as_bytes(),
+                serde_json::to_vec(&header).expect("headers serialize"),
+            );
+            for page in &window.pages {
+                let key = format!("{WINDOW_PREFIX}{}/page/{:02}/{:02}", window.slo, page.level, page.index);
+                batch.insert(key.as_bytes(), encode_slots(&page.slots));
+            }
+        }
+        for record in series {
+            let key = format!("{SERIES_PREFIX}{}\u{0}{}", record.source, record.series);
+            batch.insert(key.as_bytes(), serde_json::to_vec(record).expect("series serialize"));
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Events at or after `since`, oldest first, optionally for one service, at most `limit`.
+    pub fn events(&self, service: Option<&str>, since: Millis, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut start = EVENT_PREFIX.to_vec();
+        start.extend_from_slice(&(since.max(0) as u64).to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.db.range(start..) {
+            let (key, value) = item?;
+            if !key.starts_with(EVENT_PREFIX) || out.len() >= limit {
+                break;
+            }
+            let event: Event = decode_json("event", &value)?;
+            if service.is_none_or(|s| event.service() == s) {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes events older than `before` (retention); returns how many.
+    pub fn prune_events(&self, before: Millis) -> Result<usize, StoreError> {
+        let mut end = EVENT_PREFIX.to_vec();
+        end.extend_from_slice(&(before.max(0) as u64).to_be_bytes());
+        let mut batch = sled::Batch::default();
+        let mut n_pruned = 0;
+        for item in self.db.range(EVENT_PREFIX.to_vec()..end) {
+            batch.remove(item?.0);
+            n_pruned += 1;
+        }
+        self.db.apply_batch(batch)?;
+        Ok(n_pruned)
+    }
+}
+
+fn corrupt(key: &str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt { key: key.to_string(), detail: detail.to_string() }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|e| corrupt(key, e))
+}
+
+/// Ring slots as little-endian f64 pairs: 16 bytes a slot, no framing, exact round trip.
+fn encode_slots(slots: &[[f64; 2]]) -> Vec<u8> {
+    slots.iter().flat_map(|[a, b]| a.to_le_bytes().into_iter().chain(b.to_le_bytes())).collect()
+}
+
+fn decode_page(key: &str, name: &str, value: &[u8]) -> Result<Page, StoreError> {
+    let (level, index) = name.split_once('/').ok_or_else(|| corrupt(key, "page key"))?;
+    let level = level.parse().map_err(|e| corrupt(key, e))?;
+    let index = index.parse().map_err(|e| corrupt(key, e))?;
+    if value.len() % 16 != 0 {
+        return Err(corrupt(key, format!("{} bytes is not whole slots", value.len())));
+    }
+    let f = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
+    let slots = value.chunks_exact(16).map(|c| [f(&c[..8]), f(&c[8..])]).collect();
+    Ok(Page { level, index, slots })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! Store tests on real sled files in a temp directory.
+
+use super::*;
+use crate::engine::{EventKind, FreezeChange, TierRecord};
+use crate::spec::Severity;
+
+fn freeze_event(service: &str, at: Millis) -> Event {
+    Event {
+        at,
+        kind: EventKind::Freeze(FreezeChange {
+            service: service.to_string(),
+            frozen_by: Vec::new(),
+            budgets: Vec::new(),
+            freeze_below: 0.0,
+            unfreeze_above: 0.1,
+            since: at,
+        }),
+    }
+}
+
+fn window(slo: &str, pages: Vec<Page>) -> WindowRecord {
+    WindowRecord {
+        slo: slo.to_string(),
+        fingerprint: 42,
+        header: CountersHeader { cum: [1.5, 9.0], origin: Some(10), now: 20, levels: vec![(60_000, 3, 7)] },
+        pages,
+    }
+}
+
+#[tokio::test]
+async fn state_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let transitions = vec![
+        Transition::Slo {
+            id: "svc/a".into(),
+            tiers: vec![TierRecord { severity: Severity::Page, firing_since: Some(5), fired_condition: 1 }],
+        },
+        Transition::Service { name: "svc".into(), frozen_since: Some(5) },
+    ];
+    let page = Page { level: 0, index: 0, slots: vec![[1.0, 2.0], [f64::MIN_POSITIVE, 1e300], [0.1, 0.2]] };
+    let series = SeriesRecord { source: "http://t/metrics".into(), series: "req{a=\"b\"}".into(), at: 9, value: 3.5 };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&[freeze_event("svc", 5)], &transitions).await.unwrap();
+        store.save(&[window("svc/a", vec![page.clone()])], std::slice::from_ref(&series)).await.unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let restored = store.load().unwrap();
+    assert_eq!(restored.windows, vec![window("svc/a", vec![page])]);
+    assert_eq!(restored.transitions.len(), 2);
+    assert!(restored.transitions.iter().all(|t| transitions.contains(t)));
+    assert_eq!(restored.series, vec![series]);
+    assert_eq!(store.events(None, 0, 10).unwrap(), vec![freeze_event("svc", 5)]);
+}
+
+#[tokio::test]
+async fn later_pages_overwrite_earlier_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let old = Page { level: 0, index: 1, slots: vec![[1.0, 1.0]] };
+    let new = Page { level: 0, index: 1, slots: vec![[2.0, 2.0]] };
+    store.save(&[window("s/x", vec![old])], &[]).await.unwrap();
+    store.save(&[window("s/x", vec![new.clone()])], &[]).await.unwrap();
+    assert_eq!(store.load().unwrap().windows[0].pages, vec![new]);
+}
+
+#[tokio::test]
+async fn events_filter_by_service_and_time_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let events = [freeze_event("a", 100), freeze_event("b", 200), freeze_event("a", 300)];
+    store.commit(&events, &[]).await.unwrap();
+    assert_eq!(store.events(Some("a"), 0, 10).unwrap(), vec![events[0].clone(), events[2].clone()]);
+    assert_eq!(store.events(None, 200, 10).unwrap(), events[1..].to_vec());
+    assert_eq!(store.events(None, 0, 1).unwrap().len(), 1);
+    assert_eq!(store.prune_events(250).unwrap(), 2);
+    assert_eq!(store.events(None, 0, 10).unwrap(), vec![events[2].clone()]);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(SCHEMA_KEY, b"2").unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(matches!(err, StoreError::Newer { found: 2, .. }), "{err}");
+}
+
+#[test]
+fn data_without_a_schema_marker_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"someone/else", b"data").unwrap();
+        db.flush().unwrap();
+    }
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Foreign { .. })));
+    let db = sled::open(dir.path()).unwrap();
+    assert_eq!(db.get(b"someone/else").unwrap().as_deref(), Some(&b"data"[..]));
+}
+
+#[tokio::test]
+async fn a_corrupt_record_is_reported_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.db.insert(format!("{TRANSITION_PREFIX}svc/x").as_bytes(), &b"{not json"[..]).unwrap();
+    let err = store.load().err().expect("corrupt");
+    assert!(err.to_string().contains("v1/tr/svc/x"), "{err}");
+}
