@@ -5,10 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod exposition;
+pub mod policy;
 pub mod replay;
 pub mod selector;
 pub mod spec;
+pub mod status;
 pub mod store;

@@ -30,6 +30,71 @@ pub struct ServiceSpec {
     /// At least one SLO; names unique within the service.
     pub slos: Vec<SloSpec>,
     pub policy: Policy,
+    /// Where samples come from. Optional for `replay`; the daemon requires it.
+    pub source: Option<Source>,
+}
+
+/// Where a service's samples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Sidecar / direct mode: scrape the targets' `/metrics` ourselves.
+    Scrape(ScrapeSource),
+    /// Central mode: query a Prometheus-compatible API (Prometheus, Thanos, Mimir, VM).
+    Prometheus(PrometheusSource),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeSource {
+    /// Absolute `http://` or `https://` URLs; series from several targets are summed.
+    pub targets: Vec<String>,
+    pub interval: Duration,
+    /// Per scrape; at most `interval`.
+    pub timeout: Duration,
+    pub http: HttpOptions,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSource {
+    /// Base URL of the query API, e.g. `http://prometheus:9090` (no `/api/v1` suffix).
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub http: HttpOptions,
+}
+
+/// HTTP client options shared by both source kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpOptions {
+    /// Extra request headers; values may be secrets (e.g. an API key).
+    pub headers: Vec<(String, Secret)>,
+    /// Sent as `Authorization: Bearer ...`, resolved from env or file at load.
+    pub bearer_token: Option<Secret>,
+    /// Responses larger than this are refused (a scrape is then "no data").
+    pub max_body_bytes: u64,
+    /// Extra CA certificate (PEM) to trust, for private PKI.
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS verification; for lab use only, logged as a warning at start.
+    pub insecure_skip_verify: bool,
+}
+
+/// A secret value: resolved at load from `*_env` / `*_file`, redacted in `Debug`, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    /// The value itself, for the one place that must send it (a header, a token comparison).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// One service-level objective.

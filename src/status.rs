@@ -1,0 +1,179 @@
+//! The read model: an immutable snapshot of every service, SLO and source, built after each
+//! evaluation and shared by the API and `/metrics`.
+//!
+//! Readers clone an `Arc` and never wait on the engine, a scrape or the store: this is what lets
+//! the gate answer in microseconds. Owns no behaviour beyond building the snapshot.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::clock::{Millis, format_span};
+use crate::engine::Engine;
+use crate::spec::{Policy, ServiceSpec};
+
+/// Everything the API and `/metrics` show, as of one evaluation.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Instant of the evaluation this reflects.
+    pub at: Millis,
+    pub services: Vec<ServiceStatus>,
+    /// Service name to index in `services`.
+    pub by_name: HashMap<String, usize>,
+    pub sources: Vec<SourceHealth>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    pub owner: Option<String>,
+    pub frozen: bool,
+    #[serde(with = "opt_rfc3339")]
+    pub frozen_since: Option<Millis>,
+    pub freeze_below: f64,
+    pub unfreeze_above: f64,
+    pub slos: Vec<SloStatus>,
+    /// Indices into `Snapshot::sources` feeding this service.
+    #[serde(skip)]
+    pub source_indices: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloStatus {
+    /// `service/name`.
+    pub slo: String,
+    /// Percent, as written in the spec (99.9).
+    pub objective: f64,
+    pub window: String,
+    pub budget_remaining: Option<f64>,
+    pub burn_rates: Vec<BurnRate>,
+    pub alerts: Vec<AlertStatus>,
+    pub time_to_exhaustion_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BurnRate {
+    pub window: String,
+    pub burn: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertStatus {
+    pub severity: &'static str,
+    pub firing: bool,
+    #[serde(with = "opt_rfc3339")]
+    pub since: Option<Millis>,
+}
+
+/// Health of one source (a scrape target or a Prometheus server), maintained by the daemon.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceHealth {
+    /// The target URL or Prometheus base URL.
+    pub source: String,
+    pub kind: &'static str,
+    /// The last attempt succeeded and parsed.
+    pub up: bool,
+    #[serde(with = "opt_rfc3339")]
+    pub last_attempt: Option<Millis>,
+    #[serde(with = "opt_rfc3339")]
+    pub last_success: Option<Millis>,
+    pub last_error: Option<String>,
+    pub last_duration_s: Option<f64>,
+    pub n_samples: usize,
+    pub n_attempts: u64,
+    pub n_failures: u64,
+    /// Lines a lenient parse skipped, across all scrapes.
+    pub n_parse_errors: u64,
+}
+
+impl ServiceStatus {
+    /// The SLO with the least budget left (an SLO without data ranks last).
+    pub fn worst_slo(&self) -> Option<&SloStatus> {
+        self.slos.iter().min_by(|a, b| {
+            let key = |s: &SloStatus| s.budget_remaining.unwrap_or(f64::INFINITY);
+            key(a).total_cmp(&key(b))
+        })
+    }
+}
+
+impl Snapshot {
+    /// Builds the snapshot from the engine's views, the specs (for owners) and source health.
+    pub fn build(at: Millis, engine: &Engine, specs: &[ServiceSpec], sources: Vec<SourceHealth>) -> Snapshot {
+        let mut services: Vec<ServiceStatus> = engine
+            .service_views()
+            .map(|view| {
+                let policy: &Policy = view.policy();
+                ServiceStatus {
+                    service: view.name().to_string(),
+                    owner: specs.iter().find(|s| s.service == view.name()).and_then(|s| s.owner.clone()),
+                    frozen: view.frozen_since().is_some(),
+                    frozen_since: view.frozen_since(),
+                    freeze_below: policy.freeze_below,
+                    unfreeze_above: policy.unfreeze_above,
+                    slos: Vec::new(),
+                    source_indices: Vec::new(),
+                }
+            })
+            .collect();
+        let mut by_name: HashMap<String, usize> =
+            services.iter().enumerate().map(|(i, s)| (s.service.clone(), i)).collect();
+        for view in engine.slo_views() {
+            let Some(&i) = by_name.get(view.service()) else { continue };
+            services[i].slos.push(SloStatus {
+                slo: view.id().to_string(),
+                objective: (view.objective() * 1e6).round() / 1e4,
+                window: format_span(view.window()),
+                budget_remaining: view.budget_remaining(),
+                burn_rates: view.burn_rates().map(|(w, burn)| BurnRate { window: format_span(w), burn }).collect(),
+                alerts: view
+                    .alerts()
+                    .map(|(severity, since)| AlertStatus { severity: severity.as_str(), firing: since.is_some(), since })
+                    .collect(),
+                time_to_exhaustion_s: view.time_to_exhaustion_s(),
+            });
+        }
+        for (i, source) in sources.iter().enumerate() {
+            for spec in specs.iter().filter(|s| source_urls(s).any(|u| u == source.source)) {
+                if let Some(&si) = by_name.get(&spec.service) {
+                    services[si].source_indices.push(i);
+                }
+            }
+        }
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        by_name = services.iter().enumerate().map(|(i, s)| (s.service.clone(), i)).collect();
+        Snapshot { at, services, by_name, sources }
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceStatus> {
+        self.by_name.get(name).map(|&i| &self.services[i])
+    }
+
+    pub fn sources_of<'a>(&'a self, service: &'a ServiceStatus) -> impl Iterator<Item = &'a SourceHealth> + 'a {
+        service.source_indices.iter().map(|&i| &self.sources[i])
+    }
+}
+
+/// The source URLs a spec reads from (target URLs or the Prometheus base URL).
+pub fn source_urls(spec: &ServiceSpec) -> impl Iterator<Item = &str> {
+    use crate::spec::Source;
+    let urls: Vec<&str> = match &spec.source {
+        Some(Source::Scrape(s)) => s.targets.iter().map(String::as_str).collect(),
+        Some(Source::Prometheus(p)) => vec![p.url.as_str()],
+        None => Vec::new(),
+    };
+    urls.into_iter()
+}
+
+/// Optional instants as RFC 3339 strings or `null`.
+pub(crate) mod opt_rfc3339 {
+    use serde::Serializer;
+
+    use crate::clock::{Millis, rfc3339};
+
+    pub fn serialize<S: Serializer>(at: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => s.serialize_str(&rfc3339(*at)),
+            None => s.serialize_none(),
+        }
+    }
+}
