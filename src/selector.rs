@@ -571,10 +571,10 @@ mod tests {
 
     #[test]
     fn quotes_escapes_whitespace_and_trailing_comma() {
-        assert!(selects(r#"up{a='x'}"#, "up", &[("a", "x")]));
-        assert!(selects(r#"up{a=`x\n`}"#, "up", &[("a", r"x\n")]));
+        assert!(selects(r"up{a='x'}", "up", &[("a", "x")]));
+        assert!(selects(r"up{a=`x\n`}", "up", &[("a", r"x\n")]));
         assert!(selects(r#"up{a="q\"q"}"#, "up", &[("a", "q\"q")]));
-        assert!(selects(r#"up{a='q\'q'}"#, "up", &[("a", "q'q")]));
+        assert!(selects(r"up{a='q\'q'}", "up", &[("a", "q'q")]));
         assert!(selects(r#"up{a="b\\s"}"#, "up", &[("a", r"b\s")]));
         assert!(selects(r#"up{a="l1\nl2\t"}"#, "up", &[("a", "l1\nl2\t")]));
         assert!(selects(r#"up{a="caf\u00e9"}"#, "up", &[("a", "café")]));
@@ -586,14 +586,14 @@ mod tests {
             "up",
             &[("a", "x"), ("b", "y")]
         ));
-        assert!(selects(r#"up{}"#, "up", &[]));
+        assert!(selects(r"up{}", "up", &[]));
     }
 
     #[test]
     fn equality_is_by_text() {
         let a = Selector::parse(r#"up{job="a"}"#).unwrap();
         assert_eq!(a, Selector::parse(r#"up{job="a"}"#).unwrap());
-        assert_ne!(a, Selector::parse(r#"up{job='a'}"#).unwrap());
+        assert_ne!(a, Selector::parse(r"up{job='a'}").unwrap());
         assert_eq!(a.as_str(), r#"up{job="a"}"#);
     }
 
@@ -668,7 +668,7 @@ mod tests {
              found ':' at offset 4"
         );
         assert_eq!(
-            error(r#"up{,}"#),
+            error(r"up{,}"),
             "invalid selector: expected a label name, found ',' at offset 3"
         );
     }
