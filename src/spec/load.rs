@@ -1,10 +1,46 @@
-//! Spec loading and validation. STUB: owned by the spec helper.
+//! Spec loading and validation: files → raw YAML mirror → validated [`ServiceSpec`]s.
+//!
+//! Every problem is reported with file, line, column and field path, and all semantic problems of
+//! a file are reported at once, so one `sloguard validate` run shows everything to fix. YAML
+//! syntax and type errors stop deserialization, so a file has at most one of those; we still
+//! name the field they sit in by re-reading the document shape (see [`field_path_at`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::ServiceSpec;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{DuplicateKeyPolicy, Location, MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::raw::{
+    RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier,
+};
+use super::{BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
+use crate::duration::parse_duration;
+use crate::selector::Selector;
+
+/// Freeze only once the budget is fully spent (0% left): the SLO itself is the line the service
+/// promised not to cross, so freezing earlier would be a stricter policy than the one agreed.
+const DEFAULT_FREEZE_BELOW_PERCENT: f64 = 0.0;
+
+/// Lift a freeze once 10% of the budget is back: a gap above the freeze line keeps a budget
+/// hovering around zero from flapping between freeze and unfreeze at every evaluation.
+const DEFAULT_UNFREEZE_ABOVE_PERCENT: f64 = 10.0;
+
+/// Shortest SLO window accepted. Budgets are computed from scraped counters, and a window under
+/// a minute holds only a few scrapes: its "budget" would be noise, not an objective.
+const MIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// What the `alerting` tier word must be to turn a tier off.
+const DISABLED: &str = "disabled";
+
+/// One problem in one spec file. `line` and `column` are 1-based; both are 0 when the problem
+/// is with the file as a whole (unreadable, not found). `field` is a path such as
+/// `slos[0].sli.errors`, empty when the problem is not inside a field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}: {message}")]
 pub struct SpecError {
     pub file: PathBuf,
     pub line: u64,
@@ -13,18 +49,729 @@ pub struct SpecError {
     pub message: String,
 }
 
+/// Printed as `file:line:column: field: message`, the shape editors and CI annotate; the
+/// `field: ` part is left out when there is no field, so whole-file errors do not read `: :`.
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found, in file order and, within a file, in source order.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{} error(s) in specs", .0.len())]
 pub struct SpecErrors(pub Vec<SpecError>);
 
-pub fn parse_spec(_path: &Path, _text: &str) -> Result<ServiceSpec, SpecErrors> {
-    todo!()
+/// Parses and validates one spec file's text. `path` is only used in error messages and
+/// recorded in the result.
+pub fn parse_spec(path: &Path, text: &str) -> Result<ServiceSpec, SpecErrors> {
+    parse_located(path, text).map(|(spec, _)| spec)
 }
 
-pub fn load_path(_path: &Path) -> Result<Vec<ServiceSpec>, SpecErrors> {
-    todo!()
+/// Loads a spec file, or every `*.yaml` / `*.yml` file directly inside a directory.
+pub fn load_path(path: &Path) -> Result<Vec<ServiceSpec>, SpecErrors> {
+    load_paths(&[path.to_path_buf()])
 }
 
-pub fn load_paths(_paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
-    todo!()
+/// Loads several files or directories, reporting the errors of all of them together, and
+/// checks that no service is defined twice across them.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        match spec_files(path) {
+            Ok(found) => files.extend(found),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut specs = Vec::new();
+    // Where each service was first defined, to point at it from the duplicate.
+    let mut first_seen: HashMap<String, (PathBuf, Location)> = HashMap::new();
+    for file in files {
+        let text = match fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(whole_file_error(
+                    &file,
+                    format!("cannot read spec file: {e}"),
+                ));
+                continue;
+            }
+        };
+        match parse_located(&file, &text) {
+            Ok((spec, at)) => match first_seen.get(&spec.service) {
+                Some((first_file, first_at)) => errors.push(SpecError {
+                    file: file.clone(),
+                    line: at.line(),
+                    column: at.column(),
+                    field: "service".into(),
+                    message: format!(
+                        "duplicate service `{}`: already defined at {}:{}:{}",
+                        spec.service,
+                        first_file.display(),
+                        first_at.line(),
+                        first_at.column()
+                    ),
+                }),
+                None => {
+                    first_seen.insert(spec.service.clone(), (file.clone(), at));
+                    specs.push(spec);
+                }
+            },
+            Err(SpecErrors(file_errors)) => errors.extend(file_errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(SpecErrors(errors))
+    }
+}
+
+/// The spec files `path` names: itself if a file, else the directory's `*.yaml` / `*.yml`
+/// regular files, sorted by name, not recursing. Dotfiles are skipped because editors leave
+/// `.name.yaml.swp`-style companions and lock files beside the specs.
+fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
+    let metadata = fs::metadata(path)
+        .map_err(|e| whole_file_error(path, format!("cannot read spec path: {e}")))?;
+    if !metadata.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = fs::read_dir(path)
+        .map_err(|e| whole_file_error(path, format!("cannot list spec directory: {e}")))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry
+            .map_err(|e| whole_file_error(path, format!("cannot list spec directory: {e}")))?;
+        let file = entry.path();
+        let is_spec_name = file
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            && !entry.file_name().to_string_lossy().starts_with('.');
+        if is_spec_name && file.is_file() {
+            files.push(file);
+        }
+    }
+    if files.is_empty() {
+        return Err(whole_file_error(
+            path,
+            "no *.yaml or *.yml spec files in directory".into(),
+        ));
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn whole_file_error(file: &Path, message: String) -> SpecError {
+    SpecError {
+        file: file.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message,
+    }
+}
+
+/// Parses one file and also returns where its `service` value sits, for duplicate checks.
+fn parse_located(path: &Path, text: &str) -> Result<(ServiceSpec, Location), SpecErrors> {
+    let raw: Spanned<RawService> = serde_saphyr::from_str_with_options(text, yaml_options())
+        .map_err(|e| SpecErrors(vec![yaml_error(path, text, &e)]))?;
+    let mut check = Checker {
+        file: path,
+        errors: Vec::new(),
+    };
+    match check.service(&raw) {
+        Some(spec) if check.errors.is_empty() => {
+            let at = raw
+                .value
+                .service
+                .as_ref()
+                .map_or(raw.referenced, |s| s.referenced);
+            Ok((spec, at))
+        }
+        _ => {
+            debug_assert!(
+                !check.errors.is_empty(),
+                "a check failed without recording why"
+            );
+            check.errors.sort_by_key(|e| (e.line, e.column));
+            Err(SpecErrors(check.errors))
+        }
+    }
+}
+
+/// How spec YAML is read: serde-saphyr's defaults (alias budgets, duplicate keys rejected) plus
+/// YAML 1.2 booleans only, so `ticket: off` reads as the word `off` and is reported as "expected
+/// `disabled`" instead of silently becoming `false` as YAML 1.1's `yes`/`no`/`on`/`off` would.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options
+}
+
+/// Turns a serde-saphyr syntax or type error into a [`SpecError`]. Its `Display` adds
+/// "line X column Y" and a source snippet, both of which we print in our own form, so we take
+/// only the message, from the formatter meant for end users rather than developers.
+fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> SpecError {
+    let at = err.location().unwrap_or(Location::UNKNOWN);
+    SpecError {
+        file: file.to_path_buf(),
+        line: at.line(),
+        column: at.column(),
+        field: field_path_at(text, at).unwrap_or_default(),
+        message: UserMessageFormatter
+            .format_message(err.without_snippet())
+            .into_owned(),
+    }
+}
+
+/// Joins a field path and a key: `slos[0]` + `name` = `slos[0].name`.
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// Collects the semantic errors of one file. Each check returns `None` after recording an
+/// error, and callers evaluate every check before combining results with `?`, so one bad field
+/// never hides the errors of its siblings.
+struct Checker<'a> {
+    file: &'a Path,
+    errors: Vec<SpecError>,
+}
+
+impl Checker<'_> {
+    fn error<T>(&mut self, at: &Location, field: &str, message: impl Into<String>) -> Option<T> {
+        self.errors.push(SpecError {
+            file: self.file.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+        None
+    }
+
+    /// A required field; a missing one is reported at the mapping that should hold it.
+    fn require<'v, T>(
+        &mut self,
+        value: &'v Option<Spanned<T>>,
+        parent: &Location,
+        field: &str,
+    ) -> Option<&'v Spanned<T>> {
+        match value {
+            Some(value) => Some(value),
+            None => self.error(parent, field, "missing required field"),
+        }
+    }
+
+    /// Service and SLO names become ids (`service/slo`) in events, URLs and store keys, so they
+    /// are restricted to characters that need no quoting anywhere.
+    fn name(&mut self, name: &Spanned<String>, field: &str) -> Option<String> {
+        let text = &name.value;
+        if text.is_empty() {
+            return self.error(&name.referenced, field, "must not be empty");
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if !text.chars().all(allowed) {
+            return self.error(
+                &name.referenced,
+                field,
+                format!("invalid name `{text}`: use only letters, digits, `_`, `-` and `.`"),
+            );
+        }
+        Some(text.clone())
+    }
+
+    /// An optional free-text field: absent is fine, present-but-empty is a mistake.
+    fn optional_text(
+        &mut self,
+        text: &Option<Spanned<String>>,
+        field: &str,
+    ) -> Option<Option<String>> {
+        match text {
+            None => Some(None),
+            Some(text) if text.value.trim().is_empty() => self.error(
+                &text.referenced,
+                field,
+                "must not be empty (omit the field instead)",
+            ),
+            Some(text) => Some(Some(text.value.clone())),
+        }
+    }
+
+    fn duration(&mut self, text: &Spanned<String>, field: &str) -> Option<Duration> {
+        match parse_duration(&text.value) {
+            Ok(duration) => Some(duration),
+            Err(e) => self.error(&text.referenced, field, e.to_string()),
+        }
+    }
+
+    fn selector(&mut self, text: &Spanned<String>, field: &str) -> Option<Selector> {
+        match Selector::parse(&text.value) {
+            Ok(selector) => Some(selector),
+            Err(e) => self.error(&text.referenced, field, e.to_string()),
+        }
+    }
+
+    fn service(&mut self, raw: &Spanned<RawService>) -> Option<ServiceSpec> {
+        let root = &raw.referenced;
+        let RawService {
+            service,
+            owner,
+            slos,
+            policy,
+        } = &raw.value;
+        let service = self
+            .require(service, root, "service")
+            .and_then(|s| self.name(s, "service"));
+        let owner = self.optional_text(owner, "owner");
+        let slos = self
+            .require(slos, root, "slos")
+            .and_then(|slos| self.slos(slos));
+        let policy = self.policy(policy.as_ref());
+        Some(ServiceSpec {
+            service: service?,
+            owner: owner?,
+            path: self.file.to_path_buf(),
+            slos: slos?,
+            policy: policy?,
+        })
+    }
+
+    fn slos(&mut self, slos: &Spanned<Vec<Spanned<RawSlo>>>) -> Option<Vec<SloSpec>> {
+        if slos.value.is_empty() {
+            return self.error(&slos.referenced, "slos", "must list at least one SLO");
+        }
+        let mut first_seen: HashMap<&str, &Location> = HashMap::new();
+        let mut validated = Vec::new();
+        for (index, slo) in slos.value.iter().enumerate() {
+            let path = format!("slos[{index}]");
+            if let Some(name) = &slo.value.name {
+                if let Some(first) = first_seen.get(name.value.as_str()) {
+                    let message = format!(
+                        "duplicate SLO name `{}`: already defined at line {}",
+                        name.value,
+                        first.line()
+                    );
+                    self.error::<()>(&name.referenced, &join(&path, "name"), message);
+                } else {
+                    first_seen.insert(&name.value, &name.referenced);
+                }
+            }
+            validated.push(self.slo(slo, &path));
+        }
+        validated.into_iter().collect()
+    }
+
+    fn slo(&mut self, slo: &Spanned<RawSlo>, path: &str) -> Option<SloSpec> {
+        let at = &slo.referenced;
+        let RawSlo {
+            name,
+            objective,
+            window,
+            runbook,
+            sli,
+            alerting,
+        } = &slo.value;
+        let field = |key| join(path, key);
+        let name = self
+            .require(name, at, &field("name"))
+            .and_then(|n| self.name(n, &field("name")));
+        let objective = self
+            .require(objective, at, &field("objective"))
+            .and_then(|o| self.objective(o, &field("objective")));
+        let window = self
+            .require(window, at, &field("window"))
+            .and_then(|w| self.window(w, &field("window")));
+        let runbook = self.optional_text(runbook, &field("runbook"));
+        let sli = self
+            .require(sli, at, &field("sli"))
+            .and_then(|s| self.sli(s, &field("sli")));
+        let tiers = self.tiers(alerting.as_ref(), &field("alerting"));
+        Some(SloSpec {
+            name: name?,
+            objective: objective?,
+            window: window?,
+            sli: sli?,
+            tiers: tiers?,
+            runbook: runbook?,
+        })
+    }
+
+    /// `99.9` in YAML is the fraction `0.999`. Written as a percentage because that is how
+    /// SLOs are spoken of; 0 and 100 are excluded since they leave no budget or no objective.
+    fn objective(&mut self, objective: &Spanned<f64>, field: &str) -> Option<f64> {
+        let percent = objective.value;
+        if percent > 0.0 && percent < 100.0 {
+            Some(percent / 100.0)
+        } else {
+            self.error(
+                &objective.referenced,
+                field,
+                format!(
+                    "must be a percentage strictly between 0 and 100, e.g. 99.9; got {percent}"
+                ),
+            )
+        }
+    }
+
+    fn window(&mut self, window: &Spanned<String>, field: &str) -> Option<Duration> {
+        let duration = self.duration(window, field)?;
+        if duration < MIN_WINDOW {
+            return self.error(
+                &window.referenced,
+                field,
+                format!("must be at least 1m; got {}", window.value),
+            );
+        }
+        Some(duration)
+    }
+
+    fn sli(&mut self, sli: &Spanned<RawSli>, path: &str) -> Option<Sli> {
+        let RawSli {
+            errors,
+            good,
+            total,
+        } = &sli.value;
+        let field = |key| join(path, key);
+        let total = self
+            .require(total, &sli.referenced, &field("total"))
+            .and_then(|t| self.selector(t, &field("total")));
+        match (errors, good) {
+            (Some(errors), None) => {
+                let errors = self.selector(errors, &field("errors"));
+                Some(Sli::ErrorsTotal {
+                    errors: errors?,
+                    total: total?,
+                })
+            }
+            (None, Some(good)) => {
+                let good = self.selector(good, &field("good"));
+                Some(Sli::GoodTotal {
+                    good: good?,
+                    total: total?,
+                })
+            }
+            (Some(_), Some(_)) => self.error(
+                &sli.referenced,
+                path,
+                "give either `errors` or `good` with `total`, not both",
+            ),
+            (None, None) => self.error(
+                &sli.referenced,
+                path,
+                "missing `errors` or `good` (one of them, with `total`)",
+            ),
+        }
+    }
+
+    /// Resolves the alert tiers: each severity keeps the SRE Workbook default unless
+    /// `alerting` replaces its conditions or disables it.
+    fn tiers(&mut self, alerting: Option<&Spanned<RawAlerting>>, path: &str) -> Option<Vec<Tier>> {
+        let mut tiers = Vec::new();
+        let mut all_valid = true;
+        for default in default_tiers() {
+            let severity = default.severity;
+            let override_ = alerting.and_then(|a| match severity {
+                Severity::Page => a.value.page.as_ref(),
+                Severity::Ticket => a.value.ticket.as_ref(),
+            });
+            let field = join(path, severity.as_str());
+            let tier = match override_ {
+                None => Some(Some(default)),
+                Some(raw) => self.tier(raw, severity, &field),
+            };
+            match tier {
+                Some(Some(tier)) => tiers.push(tier),
+                Some(None) => {}
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(tiers)
+    }
+
+    /// One tier override. `Some(None)` is a disabled tier.
+    fn tier(
+        &mut self,
+        raw: &Spanned<RawTier>,
+        severity: Severity,
+        path: &str,
+    ) -> Option<Option<Tier>> {
+        match &raw.value {
+            RawTier::Word(word) if word == DISABLED => Some(None),
+            RawTier::Word(word) => self.error(
+                &raw.referenced,
+                path,
+                format!("expected a list of {{long, short, burn}} conditions or `{DISABLED}`; got `{word}`"),
+            ),
+            RawTier::Conditions(list) if list.is_empty() => self.error(
+                &raw.referenced,
+                path,
+                format!("must list at least one condition (write `{DISABLED}` to turn the tier off)"),
+            ),
+            RawTier::Conditions(list) => {
+                let conditions: Vec<Option<BurnCondition>> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(index, c)| self.condition(c, &format!("{path}[{index}]")))
+                    .collect();
+                let conditions = conditions.into_iter().collect::<Option<Vec<_>>>()?;
+                Some(Some(Tier { severity, conditions }))
+            }
+        }
+    }
+
+    fn condition(&mut self, raw: &Spanned<RawCondition>, path: &str) -> Option<BurnCondition> {
+        let at = &raw.referenced;
+        let RawCondition {
+            long: long_text,
+            short: short_text,
+            burn,
+        } = &raw.value;
+        let field = |key| join(path, key);
+        let long = self
+            .require(long_text, at, &field("long"))
+            .and_then(|l| self.duration(l, &field("long")));
+        let short = self
+            .require(short_text, at, &field("short"))
+            .and_then(|s| self.duration(s, &field("short")));
+        let factor = self.require(burn, at, &field("burn")).and_then(|b| {
+            if b.value.is_finite() && b.value > 0.0 {
+                Some(b.value)
+            } else {
+                self.error(
+                    &b.referenced,
+                    &field("burn"),
+                    format!("must be a number greater than 0; got {}", b.value),
+                )
+            }
+        });
+        let (long, short) = (long?, short?);
+        if short >= long {
+            // Both are present here, since both parsed.
+            let (short_text, long_text) = (short_text.as_ref()?, long_text.as_ref()?);
+            return self.error(
+                &short_text.referenced,
+                &field("short"),
+                format!(
+                    "short window ({}) must be shorter than the long window ({})",
+                    short_text.value, long_text.value
+                ),
+            );
+        }
+        Some(BurnCondition {
+            long,
+            short,
+            factor: factor?,
+        })
+    }
+
+    fn policy(&mut self, policy: Option<&Spanned<RawPolicy>>) -> Option<Policy> {
+        let (freeze_raw, unfreeze_raw) = match policy {
+            Some(p) => (
+                p.value.freeze_below.as_ref(),
+                p.value.unfreeze_above.as_ref(),
+            ),
+            None => (None, None),
+        };
+        let freeze = freeze_raw.map_or(Some(DEFAULT_FREEZE_BELOW_PERCENT), |p| {
+            self.percent(p, "policy.freeze_below")
+        });
+        let unfreeze = unfreeze_raw.map_or(Some(DEFAULT_UNFREEZE_ABOVE_PERCENT), |p| {
+            self.percent(p, "policy.unfreeze_above")
+        });
+        let (freeze, unfreeze) = (freeze?, unfreeze?);
+        if unfreeze < freeze {
+            // Point at unfreeze_above if written, else at freeze_below: the defaults are ordered,
+            // so at least one of the two was written.
+            let (at, field) = match (unfreeze_raw, freeze_raw) {
+                (Some(p), _) => (p.referenced, "policy.unfreeze_above"),
+                (None, Some(p)) => (p.referenced, "policy.freeze_below"),
+                (None, None) => (Location::UNKNOWN, "policy"),
+            };
+            return self.error(
+                &at,
+                field,
+                format!("unfreeze_above ({unfreeze}%) must be at least freeze_below ({freeze}%)"),
+            );
+        }
+        Some(Policy {
+            freeze_below: freeze / 100.0,
+            unfreeze_above: unfreeze / 100.0,
+        })
+    }
+
+    /// A percentage in 0..=100: `10%`, or a bare `10` (number or string) meaning the same.
+    fn percent(&mut self, raw: &Spanned<RawPercent>, field: &str) -> Option<f64> {
+        let percent = match &raw.value {
+            RawPercent::Number(number) => Some(*number),
+            RawPercent::Text(text) => {
+                let digits = text.strip_suffix('%').unwrap_or(text);
+                let plain_decimal = !digits.is_empty()
+                    && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+                    && digits.chars().any(|c| c.is_ascii_digit());
+                plain_decimal.then(|| digits.parse().ok()).flatten()
+            }
+        };
+        match percent {
+            Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+            _ => {
+                let shown = match &raw.value {
+                    RawPercent::Number(number) => number.to_string(),
+                    RawPercent::Text(text) => text.clone(),
+                };
+                self.error(
+                    &raw.referenced,
+                    field,
+                    format!("must be a percentage from 0% to 100%, e.g. 10%; got `{shown}`"),
+                )
+            }
+        }
+    }
+}
+
+/// Names the field at `at` in a document that failed to deserialize, e.g. `slos[1].objective`
+/// for a type error in that value, or `slos[0].objetive` for an unknown key. serde-saphyr
+/// reports a position but no path, so we re-read the document as a bare tree of mappings and
+/// sequences with positions, and take the last key or value that starts at or before `at`.
+/// `None` when the document cannot even be read as a tree (a syntax error).
+fn field_path_at(text: &str, at: Location) -> Option<String> {
+    let mut options = yaml_options();
+    // Let a duplicate key through so the fields around it still get paths.
+    options.duplicate_keys = DuplicateKeyPolicy::FirstWins;
+    let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options).ok()?;
+    let mut starts = Vec::new();
+    root.value
+        .collect_starts(&root.referenced, String::new(), &mut starts);
+    let target = (at.line(), at.column());
+    starts
+        .into_iter()
+        .filter(|(start, _)| *start <= target)
+        .max_by_key(|(start, _)| *start)
+        .map(|(_, path)| path)
+}
+
+/// The shape of a YAML document, with positions, and nothing else.
+enum Node {
+    Map(Vec<(Spanned<Key>, Spanned<Node>)>),
+    Seq(Vec<Spanned<Node>>),
+    Scalar,
+}
+
+/// A mapping key as text, whatever scalar type it was written as.
+struct Key(String);
+
+impl Node {
+    /// Appends `((line, column), path)` for this node and every key and value under it.
+    fn collect_starts(&self, at: &Location, path: String, out: &mut Vec<((u64, u64), String)>) {
+        out.push(((at.line(), at.column()), path.clone()));
+        match self {
+            Node::Map(entries) => {
+                for (key, value) in entries {
+                    let child = join(&path, &key.value.0);
+                    out.push((
+                        (key.referenced.line(), key.referenced.column()),
+                        child.clone(),
+                    ));
+                    value.value.collect_starts(&value.referenced, child, out);
+                }
+            }
+            Node::Seq(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    item.value
+                        .collect_starts(&item.referenced, format!("{path}[{index}]"), out);
+                }
+            }
+            Node::Scalar => {}
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML node")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Node, D::Error> {
+                Node::deserialize(inner)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Node::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Node::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar mapping key")
+            }
+            fn visit_bool<E: de::Error>(self, key: bool) -> Result<Key, E> {
+                Ok(Key(key.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, key: i64) -> Result<Key, E> {
+                Ok(Key(key.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, key: u64) -> Result<Key, E> {
+                Ok(Key(key.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, key: f64) -> Result<Key, E> {
+                Ok(Key(key.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(Key(key.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Key, E> {
+                Ok(Key("null".into()))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
 }

@@ -10,6 +10,8 @@
 
 mod load;
 mod raw;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,627 @@
+//! Spec loading tests. Error tests are data-driven: each feeds a small YAML document through
+//! [`errors_of`] and compares the exact `line:column: field: message` lines, so a wrong position
+//! fails as surely as a wrong message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+/// Every error `parse_spec` reports for `yaml`, without the file name prefix.
+fn errors_of(yaml: &str) -> Vec<String> {
+    match parse_spec(Path::new("t.yaml"), yaml) {
+        Ok(_) => Vec::new(),
+        Err(SpecErrors(errors)) => errors
+            .iter()
+            .map(|e| {
+                e.to_string()
+                    .strip_prefix("t.yaml:")
+                    .expect("file prefix")
+                    .to_string()
+            })
+            .collect(),
+    }
+}
+
+fn parse(yaml: &str) -> ServiceSpec {
+    parse_spec(Path::new("t.yaml"), yaml).unwrap_or_else(|e| panic!("{:#?}", e.0))
+}
+
+/// A valid spec; tests below vary one thing at a time. Line numbers matter: `objective` is on
+/// line 5, `window` on 6, `errors` on 8, `total` on 9.
+const VALID: &str = "\
+service: checkout
+owner: payments-team
+slos:
+  - name: availability
+    objective: 99.9
+    window: 30d
+    sli:
+      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'
+      total: 'http_requests_total{job=\"checkout\"}'
+";
+
+/// `VALID` with `from` replaced by `to` (which must occur exactly once).
+fn valid_with(from: &str, to: &str) -> String {
+    assert_eq!(
+        VALID.matches(from).count(),
+        1,
+        "{from:?} must occur once in VALID"
+    );
+    VALID.replace(from, to)
+}
+
+fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+#[test]
+fn valid_spec_resolves_defaults() {
+    let spec = parse(VALID);
+    assert_eq!(spec.service, "checkout");
+    assert_eq!(spec.owner.as_deref(), Some("payments-team"));
+    assert_eq!(spec.path, PathBuf::from("t.yaml"));
+    assert_eq!(
+        spec.policy,
+        Policy {
+            freeze_below: 0.0,
+            unfreeze_above: 0.1
+        }
+    );
+    let [slo] = spec.slos.as_slice() else {
+        panic!("one SLO")
+    };
+    assert_eq!(slo.name, "availability");
+    assert!((slo.objective - 0.999).abs() < 1e-12);
+    assert_eq!(slo.window, minutes(30 * 24 * 60));
+    assert_eq!(slo.runbook, None);
+    let Sli::ErrorsTotal { errors, total } = &slo.sli else {
+        panic!("errors/total SLI")
+    };
+    assert_eq!(
+        errors.as_str(),
+        r#"http_requests_total{job="checkout",code=~"5.."}"#
+    );
+    assert_eq!(total.metric_name(), Some("http_requests_total"));
+    // Workbook defaults: two tiers, page 14.4 (1h/5m) and 6 (6h/30m), ticket 3 (1d/2h) and 1
+    // (3d/6h).
+    assert_eq!(slo.tiers, default_tiers());
+    let page = &slo.tiers[0];
+    assert_eq!(page.severity, Severity::Page);
+    assert_eq!(
+        page.conditions[0],
+        BurnCondition {
+            long: minutes(60),
+            short: minutes(5),
+            factor: 14.4
+        }
+    );
+    let ticket = &slo.tiers[1];
+    assert_eq!(ticket.severity, Severity::Ticket);
+    assert_eq!(
+        ticket.conditions[1],
+        BurnCondition {
+            long: minutes(72 * 60),
+            short: minutes(6 * 60),
+            factor: 1.0
+        }
+    );
+}
+
+#[test]
+fn good_total_sli_and_optional_fields() {
+    let spec = parse(
+        "service: checkout\nslos:\n  - name: latency\n    objective: 99\n    window: 28d\n    \
+         runbook: https://wiki/runbooks/checkout\n    sli:\n      good: 'd_bucket{le=\"0.3\"}'\n      \
+         total: d_count\npolicy:\n  freeze_below: 5\n  unfreeze_above: '25%'\n",
+    );
+    assert_eq!(spec.owner, None);
+    assert_eq!(
+        spec.policy,
+        Policy {
+            freeze_below: 0.05,
+            unfreeze_above: 0.25
+        }
+    );
+    let slo = &spec.slos[0];
+    assert!((slo.objective - 0.99).abs() < 1e-12);
+    assert_eq!(
+        slo.runbook.as_deref(),
+        Some("https://wiki/runbooks/checkout")
+    );
+    assert!(
+        matches!(&slo.sli, Sli::GoodTotal { good, .. } if good.metric_name() == Some("d_bucket"))
+    );
+}
+
+#[test]
+fn alerting_override_with_ticket_disabled_keeps_only_page() {
+    let spec = parse(&valid_with(
+        "    sli:\n",
+        "    alerting:\n      page:\n        - { long: 2h, short: 10m, burn: 10 }\n      \
+         ticket: disabled\n    sli:\n",
+    ));
+    let expected = Tier {
+        severity: Severity::Page,
+        conditions: vec![BurnCondition {
+            long: minutes(120),
+            short: minutes(10),
+            factor: 10.0,
+        }],
+    };
+    assert_eq!(spec.slos[0].tiers, vec![expected]);
+}
+
+#[test]
+fn alerting_override_of_one_tier_keeps_the_other_default() {
+    let spec = parse(&valid_with(
+        "    sli:\n",
+        "    alerting:\n      page: disabled\n    sli:\n",
+    ));
+    assert_eq!(spec.slos[0].tiers, default_tiers()[1..].to_vec());
+}
+
+#[test]
+fn unknown_field() {
+    assert_eq!(
+        errors_of(&valid_with(
+            "    window: 30d\n",
+            "    window: 30d\n    source: prom\n"
+        )),
+        [
+            "7:5: slos[0].source: unknown field `source`, expected one of name, objective, window, \
+          runbook, sli, alerting"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{VALID}notify: slack\n")),
+        ["10:1: notify: unknown field `notify`, expected one of service, owner, slos, policy"]
+    );
+}
+
+#[test]
+fn unknown_field_in_flow_mapping_condition() {
+    assert_eq!(
+        errors_of(&valid_with(
+            "    sli:\n",
+            "    alerting:\n      page:\n        - { long: 1h, shrt: 5m, burn: 2 }\n    sli:\n"
+        )),
+        [
+            "9:23: slos[0].alerting.page[0].shrt: unknown field `shrt`, expected one of long, \
+          short, burn"
+        ]
+    );
+}
+
+#[test]
+fn wrong_yaml_type() {
+    assert_eq!(
+        errors_of(&valid_with("objective: 99.9", "objective: high")),
+        ["5:16: slos[0].objective: invalid floating point"]
+    );
+    assert_eq!(
+        errors_of(&valid_with(
+            "    sli:\n",
+            "    alerting:\n      ticket: true\n    sli:\n"
+        )),
+        [
+            "8:7: slos[0].alerting.ticket: invalid type: boolean `true`, expected a list of \
+          {long, short, burn} conditions or the string `disabled`"
+        ]
+    );
+}
+
+#[test]
+fn yaml_syntax_error_has_position_but_no_field() {
+    assert_eq!(
+        errors_of("service: checkout\nslos: [\n"),
+        ["2:7: unclosed bracket '['"]
+    );
+}
+
+#[test]
+fn duplicate_yaml_key() {
+    assert_eq!(
+        errors_of(&valid_with(
+            "    window: 30d\n",
+            "    window: 30d\n    window: 28d\n"
+        )),
+        ["7:5: slos[0].window: duplicate mapping key `window` is not allowed here"]
+    );
+}
+
+#[test]
+fn duplicate_slo_names() {
+    let second = "  - name: availability\n    objective: 99\n    window: 7d\n    sli:\n      \
+                  good: a\n      total: b\n";
+    assert_eq!(
+        errors_of(&format!("{VALID}{second}")),
+        ["10:11: slos[1].name: duplicate SLO name `availability`: already defined at line 4"]
+    );
+}
+
+#[test]
+fn objective_out_of_range() {
+    let msg = |got: &str| {
+        format!(
+            "5:16: slos[0].objective: must be a percentage strictly between 0 and 100, e.g. \
+             99.9; got {got}"
+        )
+    };
+    assert_eq!(errors_of(&valid_with("99.9", "100")), [msg("100")]);
+    assert_eq!(errors_of(&valid_with("99.9", "0")), [msg("0")]);
+    assert_eq!(errors_of(&valid_with("99.9", "-5")), [msg("-5")]);
+    assert_eq!(
+        errors_of(&valid_with("99.9", "0.999")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn both_or_neither_of_errors_and_good() {
+    assert_eq!(
+        errors_of(&valid_with(
+            "      total:",
+            "      good: 'up'\n      total:"
+        )),
+        ["8:7: slos[0].sli: give either `errors` or `good` with `total`, not both"]
+    );
+    assert_eq!(
+        errors_of(&valid_with(
+            "      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'\n",
+            ""
+        )),
+        ["8:7: slos[0].sli: missing `errors` or `good` (one of them, with `total`)"]
+    );
+}
+
+#[test]
+fn missing_total() {
+    assert_eq!(
+        errors_of(&valid_with(
+            "      total: 'http_requests_total{job=\"checkout\"}'\n",
+            ""
+        )),
+        ["8:7: slos[0].sli.total: missing required field"]
+    );
+}
+
+#[test]
+fn bad_selector() {
+    assert_eq!(
+        errors_of(&valid_with("code=~\"5..\"}'", "code=~\"5..\"'")),
+        ["8:15: slos[0].sli.errors: invalid selector: unclosed '{' at offset 19"]
+    );
+    assert_eq!(
+        errors_of(&valid_with(
+            "total: 'http_requests_total{job=\"checkout\"}'",
+            "total: 'rate(http_requests_total[5m])'"
+        )),
+        [
+            "9:14: slos[0].sli.total: invalid selector: function call `rate(...)` is not \
+          supported: give the bare counter selector at offset 0"
+        ]
+    );
+}
+
+#[test]
+fn bad_window() {
+    assert_eq!(
+        errors_of(&valid_with("30d", "1.5h")),
+        ["6:13: slos[0].window: invalid duration \"1.5h\": expected a whole number at \".5h\""]
+    );
+    assert_eq!(
+        errors_of(&valid_with("30d", "30")),
+        [
+            "6:13: slos[0].window: invalid duration \"30\": missing unit after the number \
+          (units: ms s m h d w y)"
+        ]
+    );
+    assert_eq!(
+        errors_of(&valid_with("30d", "30s")),
+        ["6:13: slos[0].window: must be at least 1m; got 30s"]
+    );
+}
+
+#[test]
+fn bad_percentages() {
+    let policy = |freeze: &str, unfreeze: &str| {
+        errors_of(&format!(
+            "{VALID}policy:\n  freeze_below: {freeze}\n  unfreeze_above: {unfreeze}\n"
+        ))
+    };
+    assert_eq!(
+        policy("lots", "10%"),
+        ["11:17: policy.freeze_below: must be a percentage from 0% to 100%, e.g. 10%; got `lots`"]
+    );
+    assert_eq!(
+        policy("0%", "110%"),
+        [
+            "12:19: policy.unfreeze_above: must be a percentage from 0% to 100%, e.g. 10%; got \
+          `110%`"
+        ]
+    );
+    assert_eq!(
+        policy("-1", "10%"),
+        ["11:17: policy.freeze_below: must be a percentage from 0% to 100%, e.g. 10%; got `-1`"]
+    );
+    assert_eq!(
+        policy("20%", "10%"),
+        ["12:19: policy.unfreeze_above: unfreeze_above (10%) must be at least freeze_below (20%)"]
+    );
+    assert_eq!(policy("10%", "10%"), Vec::<String>::new());
+}
+
+#[test]
+fn unfreeze_default_below_written_freeze_points_at_freeze_below() {
+    assert_eq!(
+        errors_of(&format!("{VALID}policy:\n  freeze_below: 50%\n")),
+        ["11:17: policy.freeze_below: unfreeze_above (10%) must be at least freeze_below (50%)"]
+    );
+}
+
+#[test]
+fn empty_or_missing_slos() {
+    assert_eq!(
+        errors_of("service: checkout\nslos: []\n"),
+        ["2:7: slos: must list at least one SLO"]
+    );
+    assert_eq!(
+        errors_of("service: checkout\n"),
+        ["1:1: slos: missing required field"]
+    );
+}
+
+#[test]
+fn empty_file_reports_each_missing_field() {
+    assert_eq!(
+        errors_of(""),
+        [
+            "1:1: service: missing required field",
+            "1:1: slos: missing required field"
+        ]
+    );
+}
+
+#[test]
+fn empty_and_invalid_names() {
+    assert_eq!(
+        errors_of(&valid_with("service: checkout", "service: ''")),
+        ["1:10: service: must not be empty"]
+    );
+    assert_eq!(
+        errors_of(&valid_with("name: availability", "name: \"\"")),
+        ["4:11: slos[0].name: must not be empty"]
+    );
+    assert_eq!(
+        errors_of(&valid_with("name: availability", "name: avail/ability")),
+        [
+            "4:11: slos[0].name: invalid name `avail/ability`: use only letters, digits, `_`, `-` \
+          and `.`"
+        ]
+    );
+    assert_eq!(
+        errors_of(&valid_with("owner: payments-team", "owner: ' '")),
+        ["2:8: owner: must not be empty (omit the field instead)"]
+    );
+}
+
+#[test]
+fn missing_slo_fields_point_at_the_slo() {
+    assert_eq!(
+        errors_of("service: checkout\nslos:\n  - name: x\n"),
+        [
+            "3:5: slos[0].objective: missing required field",
+            "3:5: slos[0].window: missing required field",
+            "3:5: slos[0].sli: missing required field",
+        ]
+    );
+}
+
+#[test]
+fn bad_tier_overrides() {
+    let alerting =
+        |tiers: &str| errors_of(&valid_with("    sli:\n", &format!("{tiers}    sli:\n")));
+    assert_eq!(
+        alerting("    alerting:\n      page: off\n"),
+        [
+            "8:13: slos[0].alerting.page: expected a list of {long, short, burn} conditions or \
+          `disabled`; got `off`"
+        ]
+    );
+    assert_eq!(
+        alerting("    alerting:\n      page: []\n"),
+        [
+            "8:13: slos[0].alerting.page: must list at least one condition (write `disabled` to \
+          turn the tier off)"
+        ]
+    );
+    assert_eq!(
+        alerting("    alerting:\n      page:\n        - { long: 5m, short: 5m, burn: 2 }\n"),
+        [
+            "9:30: slos[0].alerting.page[0].short: short window (5m) must be shorter than the \
+          long window (5m)"
+        ]
+    );
+    assert_eq!(
+        alerting("    alerting:\n      page:\n        - { long: 1h, short: 5m, burn: 0 }\n"),
+        ["9:40: slos[0].alerting.page[0].burn: must be a number greater than 0; got 0"]
+    );
+    assert_eq!(
+        alerting("    alerting:\n      ticket:\n        - { long: 1d, burn: 2 }\n"),
+        ["9:11: slos[0].alerting.ticket[0].short: missing required field"]
+    );
+    assert_eq!(
+        alerting(
+            "    alerting:\n      ticket:\n        - long: 1d\n          short: 2M\n          burn: 3\n"
+        ),
+        [
+            "10:18: slos[0].alerting.ticket[0].short: invalid duration \"2M\": unknown unit \"M\" \
+          (units: ms s m h d w y)"
+        ]
+    );
+}
+
+#[test]
+fn all_semantic_errors_of_a_file_are_reported_in_source_order() {
+    let yaml = "\
+service: ''
+slos:
+  - name: a
+    objective: 120
+    window: 5x
+    sli:
+      errors: 'e{'
+      total: ''
+  - name: a
+    objective: 99
+    window: 1d
+    sli:
+      total: t
+policy:
+  unfreeze_above: 200%
+";
+    assert_eq!(
+        errors_of(yaml),
+        [
+            "1:10: service: must not be empty",
+            "4:16: slos[0].objective: must be a percentage strictly between 0 and 100, e.g. \
+             99.9; got 120",
+            "5:13: slos[0].window: invalid duration \"5x\": unknown unit \"x\" (units: ms s m h d \
+             w y)",
+            "7:15: slos[0].sli.errors: invalid selector: unclosed '{' at offset 1",
+            "8:14: slos[0].sli.total: invalid selector: empty selector at offset 0",
+            "9:11: slos[1].name: duplicate SLO name `a`: already defined at line 3",
+            "13:7: slos[1].sli: missing `errors` or `good` (one of them, with `total`)",
+            "15:19: policy.unfreeze_above: must be a percentage from 0% to 100%, e.g. 10%; got \
+             `200%`",
+        ]
+    );
+}
+
+#[test]
+fn display_includes_file_and_skips_empty_field() {
+    let error = |field: &str, line| SpecError {
+        file: PathBuf::from("slo-specs/checkout.yaml"),
+        line,
+        column: if line == 0 { 0 } else { 14 },
+        field: field.into(),
+        message: "boom".into(),
+    };
+    assert_eq!(
+        error("slos[0].sli.errors", 9).to_string(),
+        "slo-specs/checkout.yaml:9:14: slos[0].sli.errors: boom"
+    );
+    assert_eq!(
+        error("", 0).to_string(),
+        "slo-specs/checkout.yaml:0:0: boom"
+    );
+}
+
+/// Writes `files` into a fresh temporary directory.
+fn spec_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write spec");
+    }
+    dir
+}
+
+#[test]
+fn load_path_reads_yaml_and_yml_files_sorted_and_skips_others() {
+    let payments = VALID.replace("service: checkout", "service: payments");
+    let dir = spec_dir(&[
+        ("b.yml", &payments),
+        ("a.yaml", VALID),
+        ("notes.md", "not a spec"),
+        (".a.yaml.swp", "not a spec"),
+    ]);
+    let specs = load_path(dir.path()).expect("loads");
+    let names: Vec<_> = specs.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(names, ["checkout", "payments"]);
+    assert_eq!(specs[0].path, dir.path().join("a.yaml"));
+}
+
+#[test]
+fn load_paths_aggregates_errors_and_duplicate_services_across_files() {
+    let dir = spec_dir(&[
+        ("a.yaml", VALID),
+        ("b.yaml", &valid_with("objective: 99.9", "objective: 100")),
+        ("c.yaml", &format!("# same service again\n{VALID}")),
+    ]);
+    let single = dir.path().join("a.yaml");
+    let Err(SpecErrors(errors)) = load_paths(&[dir.path().to_path_buf(), single]) else {
+        panic!("must fail")
+    };
+    let shown: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            e.to_string()
+                .replace(&format!("{}/", dir.path().display()), "")
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "b.yaml:5:16: slos[0].objective: must be a percentage strictly between 0 and 100, \
+             e.g. 99.9; got 100",
+            "c.yaml:2:10: service: duplicate service `checkout`: already defined at a.yaml:1:10",
+            "a.yaml:1:10: service: duplicate service `checkout`: already defined at a.yaml:1:10",
+        ]
+    );
+}
+
+#[test]
+fn missing_path_and_empty_directory_are_spec_errors() {
+    let dir = spec_dir(&[]);
+    let missing = dir.path().join("missing.yaml");
+    let Err(SpecErrors(errors)) = load_paths(&[missing.clone(), dir.path().to_path_buf()]) else {
+        panic!("must fail")
+    };
+    assert_eq!(errors.len(), 2);
+    assert_eq!(
+        (errors[0].file.as_path(), errors[0].line, errors[0].column),
+        (missing.as_path(), 0, 0)
+    );
+    assert!(
+        errors[0].message.starts_with("cannot read spec path: "),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        errors[1].message,
+        "no *.yaml or *.yml spec files in directory"
+    );
+    assert_eq!(errors[1].field, "");
+}
+
+#[test]
+fn conformance_specs_load() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/scenarios");
+    let Ok(entries) = std::fs::read_dir(&scenarios) else {
+        eprintln!("skipping: {} not present", scenarios.display());
+        return;
+    };
+    let mut n_loaded = 0;
+    for entry in entries {
+        let spec_path = entry.expect("dir entry").path().join("spec.yaml");
+        if spec_path.is_file() {
+            let specs = load_path(&spec_path).unwrap_or_else(|e| panic!("{:#?}", e.0));
+            assert_eq!(specs[0].slos[0].tiers, default_tiers());
+            n_loaded += 1;
+        }
+    }
+    assert!(n_loaded > 0, "no spec.yaml under {}", scenarios.display());
+}
+
+#[test]
+fn shipped_example_specs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slo-specs");
+    let specs = load_path(&dir).unwrap_or_else(|e| panic!("{:#?}", e.0));
+    assert!(specs.len() >= 2);
+    assert!(
+        specs
+            .iter()
+            .any(|s| s.slos.iter().any(|slo| slo.tiers != default_tiers()))
+    );
+}
