@@ -36,7 +36,8 @@ fn series(n: usize, minutes: i64) -> String {
         for i in 0..n {
             let ok = 1_000_000 + m * 6000 + i as i64;
             let err = 1_000 + m * 6;
-            writeln!(text, "req{{svc=\"{i}\",code=\"200\"}} {ok} {t}\nreq{{svc=\"{i}\",code=\"500\"}} {err} {t}").unwrap();
+            writeln!(text, "req{{svc=\"{i}\",code=\"200\"}} {ok} {t}\nreq{{svc=\"{i}\",code=\"500\"}} {err} {t}")
+                .unwrap();
         }
     }
     text
@@ -65,11 +66,7 @@ fn warmed_engine(n: usize, minutes: i64) -> (Engine, Millis) {
 fn evaluation(c: &mut Criterion) {
     const N_SLOS: usize = 10_000;
     let (mut engine, last) = warmed_engine(N_SLOS, 30);
-    eprintln!(
-        "window memory: {} bytes per SLO ({} SLOs)",
-        engine.window_heap_bytes() / N_SLOS,
-        N_SLOS
-    );
+    eprintln!("window memory: {} bytes per SLO ({} SLOs)", engine.window_heap_bytes() / N_SLOS, N_SLOS);
     let mut group = c.benchmark_group("evaluate");
     // One element = one SLO evaluated (all tiers, all windows, budget, freeze check).
     group.throughput(Throughput::Elements(N_SLOS as u64));
@@ -92,9 +89,7 @@ fn replay_30_days(c: &mut Criterion) {
     eprintln!("replay input: {} MB, {} samples", text.len() / 1_000_000, 2 * N_SLOS as i64 * (30 * DAY / MINUTE + 1));
     let mut group = c.benchmark_group("replay");
     group.sample_size(10).measurement_time(Duration::from_secs(40));
-    group.bench_function("30d_60s_100_slos", |b| {
-        b.iter(|| replay(&specs, text.as_bytes(), |_| {}).expect("replay"))
-    });
+    group.bench_function("30d_60s_100_slos", |b| b.iter(|| replay(&specs, text.as_bytes(), |_| {}).expect("replay")));
     group.finish();
 }
 

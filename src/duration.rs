@@ -28,9 +28,7 @@ pub enum DurationError {
     #[error("invalid duration {text:?}: unknown unit {unit:?} (units: ms s m h d w y)")]
     UnknownUnit { text: String, unit: String },
     /// Units repeated or not in descending order, such as `30m1h` or `1h1h`.
-    #[error(
-        "invalid duration {text:?}: unit {unit:?} out of order (write units largest first, each once)"
-    )]
+    #[error("invalid duration {text:?}: unit {unit:?} out of order (write units largest first, each once)")]
     OutOfOrder { text: String, unit: String },
     /// The duration adds up to zero, which is no window at all.
     #[error("invalid duration {0:?}: must be greater than zero")]
@@ -65,44 +63,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     while !rest.is_empty() {
         let n_digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if n_digits == 0 {
-            return Err(DurationError::ExpectedNumber {
-                text: text.into(),
-                found: rest.into(),
-            });
+            return Err(DurationError::ExpectedNumber { text: text.into(), found: rest.into() });
         }
         let (digits, after_digits) = rest.split_at(n_digits);
-        let n_unit_chars = after_digits
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
+        let n_unit_chars = after_digits.bytes().take_while(u8::is_ascii_alphabetic).count();
         let (unit, after_unit) = after_digits.split_at(n_unit_chars);
         if unit.is_empty() {
             return Err(match after_digits.chars().next() {
                 None => DurationError::MissingUnit(text.into()),
-                Some(_) => DurationError::ExpectedNumber {
-                    text: text.into(),
-                    found: after_digits.into(),
-                },
+                Some(_) => DurationError::ExpectedNumber { text: text.into(), found: after_digits.into() },
             });
         }
         let Some(unit_index) = UNITS.iter().position(|(name, _)| *name == unit) else {
-            return Err(DurationError::UnknownUnit {
-                text: text.into(),
-                unit: unit.into(),
-            });
+            return Err(DurationError::UnknownUnit { text: text.into(), unit: unit.into() });
         };
         if unit_index < next_allowed_unit {
-            return Err(DurationError::OutOfOrder {
-                text: text.into(),
-                unit: unit.into(),
-            });
+            return Err(DurationError::OutOfOrder { text: text.into(), unit: unit.into() });
         }
         next_allowed_unit = unit_index + 1;
         let overflow = || DurationError::Overflow(text.into());
         let count: u64 = digits.parse().map_err(|_| overflow())?;
-        let part_ms = count
-            .checked_mul(UNITS[unit_index].1)
-            .ok_or_else(overflow)?;
+        let part_ms = count.checked_mul(UNITS[unit_index].1).ok_or_else(overflow)?;
         total_ms = total_ms.checked_add(part_ms).ok_or_else(overflow)?;
         rest = after_unit;
     }
@@ -150,46 +131,25 @@ mod tests {
 
     #[test]
     fn rejects_fractions() {
-        assert_eq!(
-            err("1.5h"),
-            r#"invalid duration "1.5h": expected a whole number at ".5h""#
-        );
+        assert_eq!(err("1.5h"), r#"invalid duration "1.5h": expected a whole number at ".5h""#);
     }
 
     #[test]
     fn rejects_bare_numbers() {
-        assert_eq!(
-            err("3600"),
-            r#"invalid duration "3600": missing unit after the number (units: ms s m h d w y)"#
-        );
+        assert_eq!(err("3600"), r#"invalid duration "3600": missing unit after the number (units: ms s m h d w y)"#);
     }
 
     #[test]
     fn rejects_unknown_units() {
-        assert_eq!(
-            err("1M"),
-            r#"invalid duration "1M": unknown unit "M" (units: ms s m h d w y)"#
-        );
-        assert!(matches!(
-            parse_duration("5min"),
-            Err(DurationError::UnknownUnit { .. })
-        ));
+        assert_eq!(err("1M"), r#"invalid duration "1M": unknown unit "M" (units: ms s m h d w y)"#);
+        assert!(matches!(parse_duration("5min"), Err(DurationError::UnknownUnit { .. })));
     }
 
     #[test]
     fn rejects_signs_and_spaces() {
-        assert_eq!(
-            err("-5m"),
-            r#"invalid duration "-5m": expected a whole number at "-5m""#
-        );
-        assert!(matches!(
-            parse_duration("1h 30m"),
-            Err(DurationError::ExpectedNumber { .. })
-        ));
-        assert!(matches!(
-            parse_duration(" 5m"),
-            Err(DurationError::ExpectedNumber { .. })
-        ));
+        assert_eq!(err("-5m"), r#"invalid duration "-5m": expected a whole number at "-5m""#);
+        assert!(matches!(parse_duration("1h 30m"), Err(DurationError::ExpectedNumber { .. })));
+        assert!(matches!(parse_duration(" 5m"), Err(DurationError::ExpectedNumber { .. })));
     }
 
     #[test]
@@ -200,10 +160,7 @@ mod tests {
     #[test]
     fn rejects_zero() {
         assert_eq!(parse_duration("0s"), Err(DurationError::Zero("0s".into())));
-        assert_eq!(
-            parse_duration("0h0m"),
-            Err(DurationError::Zero("0h0m".into()))
-        );
+        assert_eq!(parse_duration("0h0m"), Err(DurationError::Zero("0h0m".into())));
     }
 
     #[test]
@@ -212,25 +169,13 @@ mod tests {
             err("30m1h"),
             r#"invalid duration "30m1h": unit "h" out of order (write units largest first, each once)"#
         );
-        assert!(matches!(
-            parse_duration("1h1h"),
-            Err(DurationError::OutOfOrder { .. })
-        ));
-        assert!(matches!(
-            parse_duration("1s1m"),
-            Err(DurationError::OutOfOrder { .. })
-        ));
+        assert!(matches!(parse_duration("1h1h"), Err(DurationError::OutOfOrder { .. })));
+        assert!(matches!(parse_duration("1s1m"), Err(DurationError::OutOfOrder { .. })));
     }
 
     #[test]
     fn rejects_overflow() {
-        assert!(matches!(
-            parse_duration("99999999999999999999s"),
-            Err(DurationError::Overflow(_))
-        ));
-        assert!(matches!(
-            parse_duration("999999999999y"),
-            Err(DurationError::Overflow(_))
-        ));
+        assert!(matches!(parse_duration("99999999999999999999s"), Err(DurationError::Overflow(_))));
+        assert!(matches!(parse_duration("999999999999y"), Err(DurationError::Overflow(_))));
     }
 }

@@ -99,7 +99,9 @@ fn replay_cmd(spec: PathBuf, series: PathBuf, want_summary: bool) -> anyhow::Res
     let mut write_error = None;
     let summary = replay::replay(&specs, &bytes, |event| {
         if write_error.is_none() {
-            let res = serde_json::to_writer(&mut out, event).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"));
+            let res = serde_json::to_writer(&mut out, event)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
             write_error = res.err();
         }
     })
@@ -125,7 +127,8 @@ fn render_summary(summary: &Summary) -> String {
     );
     for (id, slo) in &summary.slos {
         let budget = slo.budget_remaining.map_or("no data".to_string(), |b| format!("{:.1}%", b * 100.0));
-        let (burn, at) = slo.worst_burn.map_or(("-".to_string(), "-".to_string()), |(b, at)| (format!("{b:.2}x"), rfc3339(at)));
+        let (burn, at) =
+            slo.worst_burn.map_or(("-".to_string(), "-".to_string()), |(b, at)| (format!("{b:.2}x"), rfc3339(at)));
         text.push_str(&format!("{id:<32} {budget:>12} {burn:>12}  {at:<22} {:>6}\n", slo.n_events));
     }
     text

@@ -28,9 +28,7 @@ pub trait LabelSet {
 
 impl LabelSet for [(String, String)] {
     fn label(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+        self.iter().find(|(k, _)| k == name).map(|(_, v)| Cow::Borrowed(v.as_str()))
     }
 }
 
@@ -136,19 +134,11 @@ impl Matcher {
 impl Selector {
     /// Parses a PromQL instant-vector selector: `metric`, `metric{...}` or `{__name__="m", ...}`.
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
-        let matchers = Parser { text, pos: 0 }
-            .selector()
-            .map_err(|(byte_offset, kind)| {
-                // Offsets are reported in characters so they line up with what an editor shows.
-                SelectorError {
-                    offset: text[..byte_offset].chars().count(),
-                    kind,
-                }
-            })?;
-        Ok(Selector {
-            text: text.to_string(),
-            matchers,
-        })
+        let matchers = Parser { text, pos: 0 }.selector().map_err(|(byte_offset, kind)| {
+            // Offsets are reported in characters so they line up with what an editor shows.
+            SelectorError { offset: text[..byte_offset].chars().count(), kind }
+        })?;
+        Ok(Selector { text: text.to_string(), matchers })
     }
 
     /// The metric name the selector is pinned to (`metric{...}` or `{__name__="metric"}`), used
@@ -216,9 +206,7 @@ impl Parser<'_> {
             Some((_, c)) if first(c) => {}
             _ => return None,
         }
-        let len = chars
-            .find(|&(_, c)| !rest(c))
-            .map_or(self.text.len() - start, |(i, _)| i);
+        let len = chars.find(|&(_, c)| !rest(c)).map_or(self.text.len() - start, |(i, _)| i);
         self.pos = start + len;
         Some(&self.text[start..self.pos])
     }
@@ -230,18 +218,13 @@ impl Parser<'_> {
         }
         let mut matchers = Vec::new();
         let name_start = self.pos;
-        let metric = self
-            .identifier(is_metric_name_start, is_metric_name_char)
-            .map(str::to_string);
+        let metric = self.identifier(is_metric_name_start, is_metric_name_char).map(str::to_string);
         if let Some(metric) = &metric {
             self.skip_whitespace();
             if self.peek() == Some('(') {
                 return Err((name_start, SelectorErrorKind::Function(metric.clone())));
             }
-            matchers.push(Matcher {
-                label: NAME_LABEL.into(),
-                op: MatchOp::Equal(metric.clone()),
-            });
+            matchers.push(Matcher { label: NAME_LABEL.into(), op: MatchOp::Equal(metric.clone()) });
         }
         if self.peek() == Some('{') {
             self.label_matchers(&mut matchers, metric.is_some())?;
@@ -306,10 +289,7 @@ impl Parser<'_> {
         let label = label.to_string();
         // A character glued to the name, such as the `:` in `a:b` or the `-` in `a-b`, is a bad
         // label name rather than a missing operator; say so.
-        if self
-            .peek()
-            .is_some_and(|c| !c.is_whitespace() && !matches!(c, '=' | '!' | ',' | '}'))
-        {
+        if self.peek().is_some_and(|c| !c.is_whitespace() && !matches!(c, '=' | '!' | ',' | '}')) {
             return Err(self.unexpected("a label name character [a-zA-Z0-9_] or an operator"));
         }
         self.skip_whitespace();
@@ -332,17 +312,10 @@ impl Parser<'_> {
         let op = if regex {
             // Prometheus anchors regexes at both ends; without this `5..` would match `5000`.
             let re = Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                let kind = SelectorErrorKind::InvalidRegex {
-                    label: label.clone(),
-                    message: regex_message(&e),
-                };
+                let kind = SelectorErrorKind::InvalidRegex { label: label.clone(), message: regex_message(&e) };
                 (value_start, kind)
             })?;
-            if negate {
-                MatchOp::NotRegex(re)
-            } else {
-                MatchOp::Regex(re)
-            }
+            if negate { MatchOp::NotRegex(re) } else { MatchOp::Regex(re) }
         } else if negate {
             MatchOp::NotEqual(value)
         } else {
@@ -366,12 +339,8 @@ impl Parser<'_> {
         while let Some((i, c)) = chars.next() {
             if c == quote {
                 self.pos += i + c.len_utf8();
-                return String::from_utf8(value).map_err(|_| {
-                    (
-                        open,
-                        SelectorErrorKind::InvalidEscape("escaped bytes are not valid UTF-8"),
-                    )
-                });
+                return String::from_utf8(value)
+                    .map_err(|_| (open, SelectorErrorKind::InvalidEscape("escaped bytes are not valid UTF-8")));
             }
             if c == '\\' && quote != '`' {
                 let escape_at = self.pos + i;
@@ -400,26 +369,17 @@ impl Parser<'_> {
                     '0'..='7' => (2, 8, "octal escape needs 3 digits 0-7"),
                     _ => return Err(invalid("unknown escape sequence")),
                 };
-                let mut code = if radix == 8 {
-                    e.to_digit(8).unwrap_or(0)
-                } else {
-                    0
-                };
+                let mut code = if radix == 8 { e.to_digit(8).unwrap_or(0) } else { 0 };
                 for _ in 0..n_digits {
-                    let digit = chars
-                        .next()
-                        .and_then(|(_, d)| d.to_digit(radix))
-                        .ok_or(invalid(what))?;
+                    let digit = chars.next().and_then(|(_, d)| d.to_digit(radix)).ok_or(invalid(what))?;
                     code = code * radix + digit;
                 }
                 match e {
                     'u' | 'U' => {
-                        let ch =
-                            char::from_u32(code).ok_or(invalid("not a Unicode scalar value"))?;
+                        let ch = char::from_u32(code).ok_or(invalid("not a Unicode scalar value"))?;
                         value.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
                     }
-                    _ => value
-                        .push(u8::try_from(code).map_err(|_| invalid("octal escape above \\377"))?),
+                    _ => value.push(u8::try_from(code).map_err(|_| invalid("octal escape above \\377"))?),
                 }
                 continue;
             }
@@ -460,10 +420,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// Whether `selector` selects the series `name{pairs}`.
@@ -493,11 +450,7 @@ mod tests {
             }
         }
         let dynamic: &dyn LabelSet = &JobA;
-        assert!(
-            Selector::parse(r#"up{job="a"}"#)
-                .unwrap()
-                .matches("up", dynamic)
-        );
+        assert!(Selector::parse(r#"up{job="a"}"#).unwrap().matches("up", dynamic));
     }
 
     #[test]
@@ -536,32 +489,15 @@ mod tests {
         assert!(!selects("up", "down", &[]));
         assert!(selects(r#"{__name__="up"}"#, "up", &[]));
         assert!(!selects(r#"{__name__="up"}"#, "upx", &[]));
-        assert!(selects(
-            r#"{__name__=~"http_.*_total"}"#,
-            "http_requests_total",
-            &[]
-        ));
-        assert!(selects(
-            r#"{__name__!="up", job="a"}"#,
-            "down",
-            &[("job", "a")]
-        ));
-        assert!(!selects(
-            r#"{__name__!="up", job="a"}"#,
-            "up",
-            &[("job", "a")]
-        ));
+        assert!(selects(r#"{__name__=~"http_.*_total"}"#, "http_requests_total", &[]));
+        assert!(selects(r#"{__name__!="up", job="a"}"#, "down", &[("job", "a")]));
+        assert!(!selects(r#"{__name__!="up", job="a"}"#, "up", &[("job", "a")]));
         assert!(selects("job:errors:rate5m", "job:errors:rate5m", &[]));
     }
 
     #[test]
     fn metric_name_is_pinned_only_by_equality() {
-        let name = |s: &str| {
-            Selector::parse(s)
-                .unwrap()
-                .metric_name()
-                .map(str::to_string)
-        };
+        let name = |s: &str| Selector::parse(s).unwrap().metric_name().map(str::to_string);
         assert_eq!(name("up").as_deref(), Some("up"));
         assert_eq!(name(r#"up{job="a"}"#).as_deref(), Some("up"));
         assert_eq!(name(r#"{job="a", __name__="up"}"#).as_deref(), Some("up"));
@@ -581,11 +517,7 @@ mod tests {
         assert!(selects(r#"up{a="caf\xc3\xa9"}"#, "up", &[("a", "café")]));
         assert!(selects(r#"up{a="\101\U0001F600"}"#, "up", &[("a", "A😀")]));
         assert!(selects(r#"up{a="café"}"#, "up", &[("a", "café")]));
-        assert!(selects(
-            " up { a = \"x\" , b =~ 'y' , } ",
-            "up",
-            &[("a", "x"), ("b", "y")]
-        ));
+        assert!(selects(" up { a = \"x\" , b =~ 'y' , } ", "up", &[("a", "x"), ("b", "y")]));
         assert!(selects(r"up{}", "up", &[]));
     }
 
@@ -620,43 +552,22 @@ mod tests {
             "invalid selector: range selector `[...]` is not supported: windows come from the \
              spec at offset 11"
         );
-        assert_eq!(
-            error("up offset 5m"),
-            "invalid selector: `offset` modifier is not supported at offset 3"
-        );
-        assert_eq!(
-            error("up @ 1609746000"),
-            "invalid selector: `@` modifier is not supported at offset 3"
-        );
+        assert_eq!(error("up offset 5m"), "invalid selector: `offset` modifier is not supported at offset 3");
+        assert_eq!(error("up @ 1609746000"), "invalid selector: `@` modifier is not supported at offset 3");
     }
 
     #[test]
     fn rejects_unclosed_braces_and_quotes() {
-        assert_eq!(
-            error(r#"http_requests_total{job="checkout""#),
-            "invalid selector: unclosed '{' at offset 19"
-        );
-        assert_eq!(
-            error(r#"up{job="a}"#),
-            "invalid selector: unclosed '\"' quote at offset 7"
-        );
-        assert_eq!(
-            error("up{job=`a}"),
-            "invalid selector: unclosed '`' quote at offset 7"
-        );
-        assert_eq!(
-            error(r#"up{job="a"#),
-            "invalid selector: unclosed '\"' quote at offset 7"
-        );
+        assert_eq!(error(r#"http_requests_total{job="checkout""#), "invalid selector: unclosed '{' at offset 19");
+        assert_eq!(error(r#"up{job="a}"#), "invalid selector: unclosed '\"' quote at offset 7");
+        assert_eq!(error("up{job=`a}"), "invalid selector: unclosed '`' quote at offset 7");
+        assert_eq!(error(r#"up{job="a"#), "invalid selector: unclosed '\"' quote at offset 7");
         assert_eq!(error("up{"), "invalid selector: unclosed '{' at offset 2");
     }
 
     #[test]
     fn rejects_bad_label_names() {
-        assert_eq!(
-            error(r#"up{1a="x"}"#),
-            "invalid selector: expected a label name, found '1' at offset 3"
-        );
+        assert_eq!(error(r#"up{1a="x"}"#), "invalid selector: expected a label name, found '1' at offset 3");
         assert_eq!(
             error(r#"up{a-b="x"}"#),
             "invalid selector: expected a label name character [a-zA-Z0-9_] or an operator, \
@@ -667,68 +578,35 @@ mod tests {
             "invalid selector: expected a label name character [a-zA-Z0-9_] or an operator, \
              found ':' at offset 4"
         );
-        assert_eq!(
-            error(r"up{,}"),
-            "invalid selector: expected a label name, found ',' at offset 3"
-        );
+        assert_eq!(error(r"up{,}"), "invalid selector: expected a label name, found ',' at offset 3");
     }
 
     #[test]
     fn rejects_malformed_matchers() {
-        assert_eq!(
-            error("up{job}"),
-            "invalid selector: expected one of = != =~ !~, found '}' at offset 6"
-        );
-        assert_eq!(
-            error("up{job==\"a\"}"),
-            "invalid selector: expected a quoted label value, found '=' at offset 7"
-        );
-        assert_eq!(
-            error("up{job=a}"),
-            "invalid selector: expected a quoted label value, found 'a' at offset 7"
-        );
-        assert_eq!(
-            error(r#"up{a="x" b="y"}"#),
-            "invalid selector: expected ',' or '}', found 'b' at offset 9"
-        );
-        assert_eq!(
-            error(r#"up{job="a"} x"#),
-            "invalid selector: expected end of selector, found 'x' at offset 12"
-        );
+        assert_eq!(error("up{job}"), "invalid selector: expected one of = != =~ !~, found '}' at offset 6");
+        assert_eq!(error("up{job==\"a\"}"), "invalid selector: expected a quoted label value, found '=' at offset 7");
+        assert_eq!(error("up{job=a}"), "invalid selector: expected a quoted label value, found 'a' at offset 7");
+        assert_eq!(error(r#"up{a="x" b="y"}"#), "invalid selector: expected ',' or '}', found 'b' at offset 9");
+        assert_eq!(error(r#"up{job="a"} x"#), "invalid selector: expected end of selector, found 'x' at offset 12");
         assert_eq!(
             error("up{job="),
             "invalid selector: expected a quoted label value, found end of selector at offset 7"
         );
-        assert_eq!(
-            error("9up"),
-            "invalid selector: expected a metric name or '{', found '9' at offset 0"
-        );
+        assert_eq!(error("9up"), "invalid selector: expected a metric name or '{', found '9' at offset 0");
         assert_eq!(error("  "), "invalid selector: empty selector at offset 0");
         assert_eq!(error(""), "invalid selector: empty selector at offset 0");
     }
 
     #[test]
     fn rejects_name_set_twice() {
-        assert_eq!(
-            error(r#"up{__name__="up"}"#),
-            "invalid selector: metric name set twice at offset 3"
-        );
+        assert_eq!(error(r#"up{__name__="up"}"#), "invalid selector: metric name set twice at offset 3");
     }
 
     #[test]
     fn rejects_bad_escapes() {
-        assert_eq!(
-            error(r#"up{a="\q"}"#),
-            "invalid selector: invalid escape: unknown escape sequence at offset 6"
-        );
-        assert_eq!(
-            error(r#"up{a='\"'}"#),
-            "invalid selector: invalid escape: unknown escape sequence at offset 6"
-        );
-        assert_eq!(
-            error(r#"up{a="\u00e"}"#),
-            "invalid selector: invalid escape: `\\u` needs 4 hex digits at offset 6"
-        );
+        assert_eq!(error(r#"up{a="\q"}"#), "invalid selector: invalid escape: unknown escape sequence at offset 6");
+        assert_eq!(error(r#"up{a='\"'}"#), "invalid selector: invalid escape: unknown escape sequence at offset 6");
+        assert_eq!(error(r#"up{a="\u00e"}"#), "invalid selector: invalid escape: `\\u` needs 4 hex digits at offset 6");
         assert_eq!(
             error(r#"up{a="\ud800"}"#),
             "invalid selector: invalid escape: not a Unicode scalar value at offset 6"
@@ -741,10 +619,7 @@ mod tests {
 
     #[test]
     fn offsets_count_characters_not_bytes() {
-        assert_eq!(
-            error(r#"up{a="é", b}"#),
-            "invalid selector: expected one of = != =~ !~, found '}' at offset 11"
-        );
+        assert_eq!(error(r#"up{a="é", b}"#), "invalid selector: expected one of = != =~ !~, found '}' at offset 11");
     }
 
     #[test]

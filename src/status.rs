@@ -127,7 +127,11 @@ impl Snapshot {
                 burn_rates: view.burn_rates().map(|(w, burn)| BurnRate { window: format_span(w), burn }).collect(),
                 alerts: view
                     .alerts()
-                    .map(|(severity, since)| AlertStatus { severity: severity.as_str(), firing: since.is_some(), since })
+                    .map(|(severity, since)| AlertStatus {
+                        severity: severity.as_str(),
+                        firing: since.is_some(),
+                        since,
+                    })
                     .collect(),
                 time_to_exhaustion_s: view.time_to_exhaustion_s(),
             });

@@ -32,7 +32,9 @@ pub enum StoreError {
     #[error("cannot open store at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     /// The store was written by a newer sloguard.
-    #[error("store at {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade sloguard or point data_dir elsewhere")]
+    #[error(
+        "store at {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade sloguard or point data_dir elsewhere"
+    )]
     Newer { path: PathBuf, found: u32 },
     /// The directory holds data without a schema marker, or with an unreadable one.
     #[error("store at {path} is not a sloguard store or is corrupt ({detail}); refusing to touch it")]
@@ -74,7 +76,10 @@ impl Store {
                 db.flush()?;
             }
             None => {
-                return Err(StoreError::Foreign { path: path.to_path_buf(), detail: "data without a schema marker".into() });
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    detail: "data without a schema marker".into(),
+                });
             }
         }
         Ok(Store { db })

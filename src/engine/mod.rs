@@ -169,9 +169,7 @@ impl Engine {
                     conditions: tier
                         .conditions
                         .iter()
-                        .map(|c| {
-                            (span_index(duration_millis(c.long)), span_index(duration_millis(c.short)), c.factor)
-                        })
+                        .map(|c| (span_index(duration_millis(c.long)), span_index(duration_millis(c.short)), c.factor))
                         .collect(),
                     firing_since: None,
                     fired_condition: 0,
@@ -394,7 +392,8 @@ impl ServiceState {
             }
             Some(since) => {
                 // An SLO with no data keeps the freeze: only evidence of a healthy budget lifts it.
-                let healthy = budgets.iter().all(|b| b.budget_remaining.is_some_and(|r| r > self.policy.unfreeze_above));
+                let healthy =
+                    budgets.iter().all(|b| b.budget_remaining.is_some_and(|r| r > self.policy.unfreeze_above));
                 if !healthy {
                     return;
                 }

@@ -78,12 +78,11 @@ impl Engine {
                 super::EventKind::AlertFiring(a) | super::EventKind::AlertResolved(a) => {
                     self.slos.iter().find(|s| s.id == a.slo).map(slo_transition)
                 }
-                super::EventKind::Freeze(f) | super::EventKind::Unfreeze(f) => {
-                    self.services.iter().find(|s| s.name == f.service).map(|s| Transition::Service {
-                        name: s.name.clone(),
-                        frozen_since: s.frozen_since,
-                    })
-                }
+                super::EventKind::Freeze(f) | super::EventKind::Unfreeze(f) => self
+                    .services
+                    .iter()
+                    .find(|s| s.name == f.service)
+                    .map(|s| Transition::Service { name: s.name.clone(), frozen_since: s.frozen_since }),
             };
             if let Some(record) = record.filter(|r| !out.contains(r)) {
                 out.push(record);

@@ -106,7 +106,11 @@ fn healthy_traffic_is_silent() {
 fn full_outage_pages_within_a_minute_then_tickets_and_freezes() {
     check(
         AVAILABILITY,
-        &[Traffic { minutes: 600, ok: 6000, err: 1 }, Traffic { minutes: 20, ok: 0, err: 6000 }, Traffic { minutes: 600, ok: 6000, err: 1 }],
+        &[
+            Traffic { minutes: 600, ok: 6000, err: 1 },
+            Traffic { minutes: 20, ok: 0, err: 6000 },
+            Traffic { minutes: 600, ok: 6000, err: 1 },
+        ],
         &[
             "d0 10:01 alert_firing page",
             "d0 10:01 alert_firing ticket",
@@ -125,7 +129,11 @@ fn counter_reset_is_not_a_burst_of_errors() {
     // or a huge jump, so healthy traffic stays silent.
     check(
         AVAILABILITY,
-        &[Traffic { minutes: 120, ok: 6000, err: 1 }, Reset { ok: 6000, err: 1 }, Traffic { minutes: 120, ok: 6000, err: 1 }],
+        &[
+            Traffic { minutes: 120, ok: 6000, err: 1 },
+            Reset { ok: 6000, err: 1 },
+            Traffic { minutes: 120, ok: 6000, err: 1 },
+        ],
         &[],
     );
 }
@@ -136,7 +144,11 @@ fn counter_reset_during_an_outage_keeps_counting_errors() {
         AVAILABILITY,
         // The error counter drops from 50,120 to 6,000: a reset, so the minute counts 6,000
         // errors and the page fires in that very minute (ignoring the drop would delay it).
-        &[Traffic { minutes: 120, ok: 6000, err: 1 }, Reset { ok: 0, err: 6000 }, Traffic { minutes: 10, ok: 0, err: 6000 }],
+        &[
+            Traffic { minutes: 120, ok: 6000, err: 1 },
+            Reset { ok: 0, err: 6000 },
+            Traffic { minutes: 10, ok: 0, err: 6000 },
+        ],
         &["d0 02:01 alert_firing page", "d0 02:01 alert_firing ticket", "d0 02:01 freeze svc"],
     );
 }
@@ -246,9 +258,9 @@ slos:
 "#;
     // Good events stop at minute 31. The 1d/2h ticket (burn 3.2 > 3) and the freeze come at
     // once; the page needs 6h/30m > 6, which the 6h burn reaches a minute later (6.25).
-    check(spec, &[Traffic { minutes: 30, ok: 100, err: 0 }, Traffic { minutes: 10, ok: 0, err: 100 }], &[
-        "d0 00:31 alert_firing ticket",
-        "d0 00:31 freeze svc",
-        "d0 00:32 alert_firing page",
-    ]);
+    check(
+        spec,
+        &[Traffic { minutes: 30, ok: 100, err: 0 }, Traffic { minutes: 10, ok: 0, err: 100 }],
+        &["d0 00:31 alert_firing ticket", "d0 00:31 freeze svc", "d0 00:32 alert_firing page"],
+    );
 }

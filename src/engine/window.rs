@@ -171,7 +171,8 @@ impl Counters {
         };
         let level = &self.levels[level];
         let k = t.div_euclid(level.width);
-        let (lo_t, lo) = if k * level.width < origin { (origin, [0.0; 2]) } else { (k * level.width, self.boundary(level, k)) };
+        let (lo_t, lo) =
+            if k * level.width < origin { (origin, [0.0; 2]) } else { (k * level.width, self.boundary(level, k)) };
         if lo_t == t {
             return lo;
         }

@@ -15,9 +15,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, Location, MessageFormatter, Spanned, UserMessageFormatter};
 
-use super::raw::{
-    RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier,
-};
+use super::raw::{RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier};
 use super::{BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
 use crate::duration::parse_duration;
 use crate::selector::Selector;
@@ -95,10 +93,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
         let text = match fs::read_to_string(&file) {
             Ok(text) => text,
             Err(e) => {
-                errors.push(whole_file_error(
-                    &file,
-                    format!("cannot read spec file: {e}"),
-                ));
+                errors.push(whole_file_error(&file, format!("cannot read spec file: {e}")));
                 continue;
             }
         };
@@ -125,79 +120,51 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
             Err(SpecErrors(file_errors)) => errors.extend(file_errors),
         }
     }
-    if errors.is_empty() {
-        Ok(specs)
-    } else {
-        Err(SpecErrors(errors))
-    }
+    if errors.is_empty() { Ok(specs) } else { Err(SpecErrors(errors)) }
 }
 
 /// The spec files `path` names: itself if a file, else the directory's `*.yaml` / `*.yml`
 /// regular files, sorted by name, not recursing. Dotfiles are skipped because editors leave
 /// `.name.yaml.swp`-style companions and lock files beside the specs.
 fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
-    let metadata = fs::metadata(path)
-        .map_err(|e| whole_file_error(path, format!("cannot read spec path: {e}")))?;
+    let metadata = fs::metadata(path).map_err(|e| whole_file_error(path, format!("cannot read spec path: {e}")))?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = fs::read_dir(path)
-        .map_err(|e| whole_file_error(path, format!("cannot list spec directory: {e}")))?;
+    let entries = fs::read_dir(path).map_err(|e| whole_file_error(path, format!("cannot list spec directory: {e}")))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry
-            .map_err(|e| whole_file_error(path, format!("cannot list spec directory: {e}")))?;
+        let entry = entry.map_err(|e| whole_file_error(path, format!("cannot list spec directory: {e}")))?;
         let file = entry.path();
-        let is_spec_name = file
-            .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        let is_spec_name = file.extension().is_some_and(|ext| ext == "yaml" || ext == "yml")
             && !entry.file_name().to_string_lossy().starts_with('.');
         if is_spec_name && file.is_file() {
             files.push(file);
         }
     }
     if files.is_empty() {
-        return Err(whole_file_error(
-            path,
-            "no *.yaml or *.yml spec files in directory".into(),
-        ));
+        return Err(whole_file_error(path, "no *.yaml or *.yml spec files in directory".into()));
     }
     files.sort();
     Ok(files)
 }
 
 fn whole_file_error(file: &Path, message: String) -> SpecError {
-    SpecError {
-        file: file.to_path_buf(),
-        line: 0,
-        column: 0,
-        field: String::new(),
-        message,
-    }
+    SpecError { file: file.to_path_buf(), line: 0, column: 0, field: String::new(), message }
 }
 
 /// Parses one file and also returns where its `service` value sits, for duplicate checks.
 fn parse_located(path: &Path, text: &str) -> Result<(ServiceSpec, Location), SpecErrors> {
     let raw: Spanned<RawService> = serde_saphyr::from_str_with_options(text, yaml_options())
         .map_err(|e| SpecErrors(vec![yaml_error(path, text, &e)]))?;
-    let mut check = Checker {
-        file: path,
-        errors: Vec::new(),
-    };
+    let mut check = Checker { file: path, errors: Vec::new() };
     match check.service(&raw) {
         Some(spec) if check.errors.is_empty() => {
-            let at = raw
-                .value
-                .service
-                .as_ref()
-                .map_or(raw.referenced, |s| s.referenced);
+            let at = raw.value.service.as_ref().map_or(raw.referenced, |s| s.referenced);
             Ok((spec, at))
         }
         _ => {
-            debug_assert!(
-                !check.errors.is_empty(),
-                "a check failed without recording why"
-            );
+            debug_assert!(!check.errors.is_empty(), "a check failed without recording why");
             check.errors.sort_by_key(|e| (e.line, e.column));
             Err(SpecErrors(check.errors))
         }
@@ -223,19 +190,13 @@ fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> SpecError {
         line: at.line(),
         column: at.column(),
         field: field_path_at(text, at).unwrap_or_default(),
-        message: UserMessageFormatter
-            .format_message(err.without_snippet())
-            .into_owned(),
+        message: UserMessageFormatter.format_message(err.without_snippet()).into_owned(),
     }
 }
 
 /// Joins a field path and a key: `slos[0]` + `name` = `slos[0].name`.
 fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
 /// Collects the semantic errors of one file. Each check returns `None` after recording an
@@ -290,18 +251,12 @@ impl Checker<'_> {
     }
 
     /// An optional free-text field: absent is fine, present-but-empty is a mistake.
-    fn optional_text(
-        &mut self,
-        text: &Option<Spanned<String>>,
-        field: &str,
-    ) -> Option<Option<String>> {
+    fn optional_text(&mut self, text: &Option<Spanned<String>>, field: &str) -> Option<Option<String>> {
         match text {
             None => Some(None),
-            Some(text) if text.value.trim().is_empty() => self.error(
-                &text.referenced,
-                field,
-                "must not be empty (omit the field instead)",
-            ),
+            Some(text) if text.value.trim().is_empty() => {
+                self.error(&text.referenced, field, "must not be empty (omit the field instead)")
+            }
             Some(text) => Some(Some(text.value.clone())),
         }
     }
@@ -322,19 +277,10 @@ impl Checker<'_> {
 
     fn service(&mut self, raw: &Spanned<RawService>) -> Option<ServiceSpec> {
         let root = &raw.referenced;
-        let RawService {
-            service,
-            owner,
-            slos,
-            policy,
-        } = &raw.value;
-        let service = self
-            .require(service, root, "service")
-            .and_then(|s| self.name(s, "service"));
+        let RawService { service, owner, slos, policy } = &raw.value;
+        let service = self.require(service, root, "service").and_then(|s| self.name(s, "service"));
         let owner = self.optional_text(owner, "owner");
-        let slos = self
-            .require(slos, root, "slos")
-            .and_then(|slos| self.slos(slos));
+        let slos = self.require(slos, root, "slos").and_then(|slos| self.slos(slos));
         let policy = self.policy(policy.as_ref());
         Some(ServiceSpec {
             service: service?,
@@ -342,6 +288,7 @@ impl Checker<'_> {
             path: self.file.to_path_buf(),
             slos: slos?,
             policy: policy?,
+            source: None,
         })
     }
 
@@ -355,11 +302,8 @@ impl Checker<'_> {
             let path = format!("slos[{index}]");
             if let Some(name) = &slo.value.name {
                 if let Some(first) = first_seen.get(name.value.as_str()) {
-                    let message = format!(
-                        "duplicate SLO name `{}`: already defined at line {}",
-                        name.value,
-                        first.line()
-                    );
+                    let message =
+                        format!("duplicate SLO name `{}`: already defined at line {}", name.value, first.line());
                     self.error::<()>(&name.referenced, &join(&path, "name"), message);
                 } else {
                     first_seen.insert(&name.value, &name.referenced);
@@ -372,28 +316,14 @@ impl Checker<'_> {
 
     fn slo(&mut self, slo: &Spanned<RawSlo>, path: &str) -> Option<SloSpec> {
         let at = &slo.referenced;
-        let RawSlo {
-            name,
-            objective,
-            window,
-            runbook,
-            sli,
-            alerting,
-        } = &slo.value;
+        let RawSlo { name, objective, window, runbook, sli, alerting } = &slo.value;
         let field = |key| join(path, key);
-        let name = self
-            .require(name, at, &field("name"))
-            .and_then(|n| self.name(n, &field("name")));
-        let objective = self
-            .require(objective, at, &field("objective"))
-            .and_then(|o| self.objective(o, &field("objective")));
-        let window = self
-            .require(window, at, &field("window"))
-            .and_then(|w| self.window(w, &field("window")));
+        let name = self.require(name, at, &field("name")).and_then(|n| self.name(n, &field("name")));
+        let objective =
+            self.require(objective, at, &field("objective")).and_then(|o| self.objective(o, &field("objective")));
+        let window = self.require(window, at, &field("window")).and_then(|w| self.window(w, &field("window")));
         let runbook = self.optional_text(runbook, &field("runbook"));
-        let sli = self
-            .require(sli, at, &field("sli"))
-            .and_then(|s| self.sli(s, &field("sli")));
+        let sli = self.require(sli, at, &field("sli")).and_then(|s| self.sli(s, &field("sli")));
         let tiers = self.tiers(alerting.as_ref(), &field("alerting"));
         Some(SloSpec {
             name: name?,
@@ -415,9 +345,7 @@ impl Checker<'_> {
             self.error(
                 &objective.referenced,
                 field,
-                format!(
-                    "must be a percentage strictly between 0 and 100, e.g. 99.9; got {percent}"
-                ),
+                format!("must be a percentage strictly between 0 and 100, e.g. 99.9; got {percent}"),
             )
         }
     }
@@ -425,50 +353,29 @@ impl Checker<'_> {
     fn window(&mut self, window: &Spanned<String>, field: &str) -> Option<Duration> {
         let duration = self.duration(window, field)?;
         if duration < MIN_WINDOW {
-            return self.error(
-                &window.referenced,
-                field,
-                format!("must be at least 1m; got {}", window.value),
-            );
+            return self.error(&window.referenced, field, format!("must be at least 1m; got {}", window.value));
         }
         Some(duration)
     }
 
     fn sli(&mut self, sli: &Spanned<RawSli>, path: &str) -> Option<Sli> {
-        let RawSli {
-            errors,
-            good,
-            total,
-        } = &sli.value;
+        let RawSli { errors, good, total } = &sli.value;
         let field = |key| join(path, key);
-        let total = self
-            .require(total, &sli.referenced, &field("total"))
-            .and_then(|t| self.selector(t, &field("total")));
+        let total =
+            self.require(total, &sli.referenced, &field("total")).and_then(|t| self.selector(t, &field("total")));
         match (errors, good) {
             (Some(errors), None) => {
                 let errors = self.selector(errors, &field("errors"));
-                Some(Sli::ErrorsTotal {
-                    errors: errors?,
-                    total: total?,
-                })
+                Some(Sli::ErrorsTotal { errors: errors?, total: total? })
             }
             (None, Some(good)) => {
                 let good = self.selector(good, &field("good"));
-                Some(Sli::GoodTotal {
-                    good: good?,
-                    total: total?,
-                })
+                Some(Sli::GoodTotal { good: good?, total: total? })
             }
-            (Some(_), Some(_)) => self.error(
-                &sli.referenced,
-                path,
-                "give either `errors` or `good` with `total`, not both",
-            ),
-            (None, None) => self.error(
-                &sli.referenced,
-                path,
-                "missing `errors` or `good` (one of them, with `total`)",
-            ),
+            (Some(_), Some(_)) => {
+                self.error(&sli.referenced, path, "give either `errors` or `good` with `total`, not both")
+            }
+            (None, None) => self.error(&sli.referenced, path, "missing `errors` or `good` (one of them, with `total`)"),
         }
     }
 
@@ -498,12 +405,7 @@ impl Checker<'_> {
     }
 
     /// One tier override. `Some(None)` is a disabled tier.
-    fn tier(
-        &mut self,
-        raw: &Spanned<RawTier>,
-        severity: Severity,
-        path: &str,
-    ) -> Option<Option<Tier>> {
+    fn tier(&mut self, raw: &Spanned<RawTier>, severity: Severity, path: &str) -> Option<Option<Tier>> {
         match &raw.value {
             RawTier::Word(word) if word == DISABLED => Some(None),
             RawTier::Word(word) => self.error(
@@ -517,11 +419,8 @@ impl Checker<'_> {
                 format!("must list at least one condition (write `{DISABLED}` to turn the tier off)"),
             ),
             RawTier::Conditions(list) => {
-                let conditions: Vec<Option<BurnCondition>> = list
-                    .iter()
-                    .enumerate()
-                    .map(|(index, c)| self.condition(c, &format!("{path}[{index}]")))
-                    .collect();
+                let conditions: Vec<Option<BurnCondition>> =
+                    list.iter().enumerate().map(|(index, c)| self.condition(c, &format!("{path}[{index}]"))).collect();
                 let conditions = conditions.into_iter().collect::<Option<Vec<_>>>()?;
                 Some(Some(Tier { severity, conditions }))
             }
@@ -530,27 +429,15 @@ impl Checker<'_> {
 
     fn condition(&mut self, raw: &Spanned<RawCondition>, path: &str) -> Option<BurnCondition> {
         let at = &raw.referenced;
-        let RawCondition {
-            long: long_text,
-            short: short_text,
-            burn,
-        } = &raw.value;
+        let RawCondition { long: long_text, short: short_text, burn } = &raw.value;
         let field = |key| join(path, key);
-        let long = self
-            .require(long_text, at, &field("long"))
-            .and_then(|l| self.duration(l, &field("long")));
-        let short = self
-            .require(short_text, at, &field("short"))
-            .and_then(|s| self.duration(s, &field("short")));
+        let long = self.require(long_text, at, &field("long")).and_then(|l| self.duration(l, &field("long")));
+        let short = self.require(short_text, at, &field("short")).and_then(|s| self.duration(s, &field("short")));
         let factor = self.require(burn, at, &field("burn")).and_then(|b| {
             if b.value.is_finite() && b.value > 0.0 {
                 Some(b.value)
             } else {
-                self.error(
-                    &b.referenced,
-                    &field("burn"),
-                    format!("must be a number greater than 0; got {}", b.value),
-                )
+                self.error(&b.referenced, &field("burn"), format!("must be a number greater than 0; got {}", b.value))
             }
         });
         let (long, short) = (long?, short?);
@@ -566,27 +453,17 @@ impl Checker<'_> {
                 ),
             );
         }
-        Some(BurnCondition {
-            long,
-            short,
-            factor: factor?,
-        })
+        Some(BurnCondition { long, short, factor: factor? })
     }
 
     fn policy(&mut self, policy: Option<&Spanned<RawPolicy>>) -> Option<Policy> {
         let (freeze_raw, unfreeze_raw) = match policy {
-            Some(p) => (
-                p.value.freeze_below.as_ref(),
-                p.value.unfreeze_above.as_ref(),
-            ),
+            Some(p) => (p.value.freeze_below.as_ref(), p.value.unfreeze_above.as_ref()),
             None => (None, None),
         };
-        let freeze = freeze_raw.map_or(Some(DEFAULT_FREEZE_BELOW_PERCENT), |p| {
-            self.percent(p, "policy.freeze_below")
-        });
-        let unfreeze = unfreeze_raw.map_or(Some(DEFAULT_UNFREEZE_ABOVE_PERCENT), |p| {
-            self.percent(p, "policy.unfreeze_above")
-        });
+        let freeze = freeze_raw.map_or(Some(DEFAULT_FREEZE_BELOW_PERCENT), |p| self.percent(p, "policy.freeze_below"));
+        let unfreeze =
+            unfreeze_raw.map_or(Some(DEFAULT_UNFREEZE_ABOVE_PERCENT), |p| self.percent(p, "policy.unfreeze_above"));
         let (freeze, unfreeze) = (freeze?, unfreeze?);
         if unfreeze < freeze {
             // Point at unfreeze_above if written, else at freeze_below: the defaults are ordered,
@@ -602,10 +479,7 @@ impl Checker<'_> {
                 format!("unfreeze_above ({unfreeze}%) must be at least freeze_below ({freeze}%)"),
             );
         }
-        Some(Policy {
-            freeze_below: freeze / 100.0,
-            unfreeze_above: unfreeze / 100.0,
-        })
+        Some(Policy { freeze_below: freeze / 100.0, unfreeze_above: unfreeze / 100.0 })
     }
 
     /// A percentage in 0..=100: `10%`, or a bare `10` (number or string) meaning the same.
@@ -648,14 +522,9 @@ fn field_path_at(text: &str, at: Location) -> Option<String> {
     options.duplicate_keys = DuplicateKeyPolicy::FirstWins;
     let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options).ok()?;
     let mut starts = Vec::new();
-    root.value
-        .collect_starts(&root.referenced, String::new(), &mut starts);
+    root.value.collect_starts(&root.referenced, String::new(), &mut starts);
     let target = (at.line(), at.column());
-    starts
-        .into_iter()
-        .filter(|(start, _)| *start <= target)
-        .max_by_key(|(start, _)| *start)
-        .map(|(_, path)| path)
+    starts.into_iter().filter(|(start, _)| *start <= target).max_by_key(|(start, _)| *start).map(|(_, path)| path)
 }
 
 /// The shape of a YAML document, with positions, and nothing else.
@@ -676,17 +545,13 @@ impl Node {
             Node::Map(entries) => {
                 for (key, value) in entries {
                     let child = join(&path, &key.value.0);
-                    out.push((
-                        (key.referenced.line(), key.referenced.column()),
-                        child.clone(),
-                    ));
+                    out.push(((key.referenced.line(), key.referenced.column()), child.clone()));
                     value.value.collect_starts(&value.referenced, child, out);
                 }
             }
             Node::Seq(items) => {
                 for (index, item) in items.iter().enumerate() {
-                    item.value
-                        .collect_starts(&item.referenced, format!("{path}[{index}]"), out);
+                    item.value.collect_starts(&item.referenced, format!("{path}[{index}]"), out);
                 }
             }
             Node::Scalar => {}

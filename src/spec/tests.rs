@@ -11,15 +11,9 @@ use super::*;
 fn errors_of(yaml: &str) -> Vec<String> {
     match parse_spec(Path::new("t.yaml"), yaml) {
         Ok(_) => Vec::new(),
-        Err(SpecErrors(errors)) => errors
-            .iter()
-            .map(|e| {
-                e.to_string()
-                    .strip_prefix("t.yaml:")
-                    .expect("file prefix")
-                    .to_string()
-            })
-            .collect(),
+        Err(SpecErrors(errors)) => {
+            errors.iter().map(|e| e.to_string().strip_prefix("t.yaml:").expect("file prefix").to_string()).collect()
+        }
     }
 }
 
@@ -43,11 +37,7 @@ slos:
 
 /// `VALID` with `from` replaced by `to` (which must occur exactly once).
 fn valid_with(from: &str, to: &str) -> String {
-    assert_eq!(
-        VALID.matches(from).count(),
-        1,
-        "{from:?} must occur once in VALID"
-    );
+    assert_eq!(VALID.matches(from).count(), 1, "{from:?} must occur once in VALID");
     VALID.replace(from, to)
 }
 
@@ -61,51 +51,24 @@ fn valid_spec_resolves_defaults() {
     assert_eq!(spec.service, "checkout");
     assert_eq!(spec.owner.as_deref(), Some("payments-team"));
     assert_eq!(spec.path, PathBuf::from("t.yaml"));
-    assert_eq!(
-        spec.policy,
-        Policy {
-            freeze_below: 0.0,
-            unfreeze_above: 0.1
-        }
-    );
-    let [slo] = spec.slos.as_slice() else {
-        panic!("one SLO")
-    };
+    assert_eq!(spec.policy, Policy { freeze_below: 0.0, unfreeze_above: 0.1 });
+    let [slo] = spec.slos.as_slice() else { panic!("one SLO") };
     assert_eq!(slo.name, "availability");
     assert!((slo.objective - 0.999).abs() < 1e-12);
     assert_eq!(slo.window, minutes(30 * 24 * 60));
     assert_eq!(slo.runbook, None);
-    let Sli::ErrorsTotal { errors, total } = &slo.sli else {
-        panic!("errors/total SLI")
-    };
-    assert_eq!(
-        errors.as_str(),
-        r#"http_requests_total{job="checkout",code=~"5.."}"#
-    );
+    let Sli::ErrorsTotal { errors, total } = &slo.sli else { panic!("errors/total SLI") };
+    assert_eq!(errors.as_str(), r#"http_requests_total{job="checkout",code=~"5.."}"#);
     assert_eq!(total.metric_name(), Some("http_requests_total"));
     // Workbook defaults: two tiers, page 14.4 (1h/5m) and 6 (6h/30m), ticket 3 (1d/2h) and 1
     // (3d/6h).
     assert_eq!(slo.tiers, default_tiers());
     let page = &slo.tiers[0];
     assert_eq!(page.severity, Severity::Page);
-    assert_eq!(
-        page.conditions[0],
-        BurnCondition {
-            long: minutes(60),
-            short: minutes(5),
-            factor: 14.4
-        }
-    );
+    assert_eq!(page.conditions[0], BurnCondition { long: minutes(60), short: minutes(5), factor: 14.4 });
     let ticket = &slo.tiers[1];
     assert_eq!(ticket.severity, Severity::Ticket);
-    assert_eq!(
-        ticket.conditions[1],
-        BurnCondition {
-            long: minutes(72 * 60),
-            short: minutes(6 * 60),
-            factor: 1.0
-        }
-    );
+    assert_eq!(ticket.conditions[1], BurnCondition { long: minutes(72 * 60), short: minutes(6 * 60), factor: 1.0 });
 }
 
 #[test]
@@ -116,22 +79,11 @@ fn good_total_sli_and_optional_fields() {
          total: d_count\npolicy:\n  freeze_below: 5\n  unfreeze_above: '25%'\n",
     );
     assert_eq!(spec.owner, None);
-    assert_eq!(
-        spec.policy,
-        Policy {
-            freeze_below: 0.05,
-            unfreeze_above: 0.25
-        }
-    );
+    assert_eq!(spec.policy, Policy { freeze_below: 0.05, unfreeze_above: 0.25 });
     let slo = &spec.slos[0];
     assert!((slo.objective - 0.99).abs() < 1e-12);
-    assert_eq!(
-        slo.runbook.as_deref(),
-        Some("https://wiki/runbooks/checkout")
-    );
-    assert!(
-        matches!(&slo.sli, Sli::GoodTotal { good, .. } if good.metric_name() == Some("d_bucket"))
-    );
+    assert_eq!(slo.runbook.as_deref(), Some("https://wiki/runbooks/checkout"));
+    assert!(matches!(&slo.sli, Sli::GoodTotal { good, .. } if good.metric_name() == Some("d_bucket")));
 }
 
 #[test]
@@ -143,35 +95,23 @@ fn alerting_override_with_ticket_disabled_keeps_only_page() {
     ));
     let expected = Tier {
         severity: Severity::Page,
-        conditions: vec![BurnCondition {
-            long: minutes(120),
-            short: minutes(10),
-            factor: 10.0,
-        }],
+        conditions: vec![BurnCondition { long: minutes(120), short: minutes(10), factor: 10.0 }],
     };
     assert_eq!(spec.slos[0].tiers, vec![expected]);
 }
 
 #[test]
 fn alerting_override_of_one_tier_keeps_the_other_default() {
-    let spec = parse(&valid_with(
-        "    sli:\n",
-        "    alerting:\n      page: disabled\n    sli:\n",
-    ));
+    let spec = parse(&valid_with("    sli:\n", "    alerting:\n      page: disabled\n    sli:\n"));
     assert_eq!(spec.slos[0].tiers, default_tiers()[1..].to_vec());
 }
 
 #[test]
 fn unknown_field() {
     assert_eq!(
-        errors_of(&valid_with(
-            "    window: 30d\n",
-            "    window: 30d\n    source: prom\n"
-        )),
-        [
-            "7:5: slos[0].source: unknown field `source`, expected one of name, objective, window, \
-          runbook, sli, alerting"
-        ]
+        errors_of(&valid_with("    window: 30d\n", "    window: 30d\n    source: prom\n")),
+        ["7:5: slos[0].source: unknown field `source`, expected one of name, objective, window, \
+          runbook, sli, alerting"]
     );
     assert_eq!(
         errors_of(&format!("{VALID}notify: slack\n")),
@@ -186,10 +126,8 @@ fn unknown_field_in_flow_mapping_condition() {
             "    sli:\n",
             "    alerting:\n      page:\n        - { long: 1h, shrt: 5m, burn: 2 }\n    sli:\n"
         )),
-        [
-            "9:23: slos[0].alerting.page[0].shrt: unknown field `shrt`, expected one of long, \
-          short, burn"
-        ]
+        ["9:23: slos[0].alerting.page[0].shrt: unknown field `shrt`, expected one of long, \
+          short, burn"]
     );
 }
 
@@ -200,32 +138,21 @@ fn wrong_yaml_type() {
         ["5:16: slos[0].objective: invalid floating point"]
     );
     assert_eq!(
-        errors_of(&valid_with(
-            "    sli:\n",
-            "    alerting:\n      ticket: true\n    sli:\n"
-        )),
-        [
-            "8:7: slos[0].alerting.ticket: invalid type: boolean `true`, expected a list of \
-          {long, short, burn} conditions or the string `disabled`"
-        ]
+        errors_of(&valid_with("    sli:\n", "    alerting:\n      ticket: true\n    sli:\n")),
+        ["8:7: slos[0].alerting.ticket: invalid type: boolean `true`, expected a list of \
+          {long, short, burn} conditions or the string `disabled`"]
     );
 }
 
 #[test]
 fn yaml_syntax_error_has_position_but_no_field() {
-    assert_eq!(
-        errors_of("service: checkout\nslos: [\n"),
-        ["2:7: unclosed bracket '['"]
-    );
+    assert_eq!(errors_of("service: checkout\nslos: [\n"), ["2:7: unclosed bracket '['"]);
 }
 
 #[test]
 fn duplicate_yaml_key() {
     assert_eq!(
-        errors_of(&valid_with(
-            "    window: 30d\n",
-            "    window: 30d\n    window: 28d\n"
-        )),
+        errors_of(&valid_with("    window: 30d\n", "    window: 30d\n    window: 28d\n")),
         ["7:5: slos[0].window: duplicate mapping key `window` is not allowed here"]
     );
 }
@@ -251,26 +178,17 @@ fn objective_out_of_range() {
     assert_eq!(errors_of(&valid_with("99.9", "100")), [msg("100")]);
     assert_eq!(errors_of(&valid_with("99.9", "0")), [msg("0")]);
     assert_eq!(errors_of(&valid_with("99.9", "-5")), [msg("-5")]);
-    assert_eq!(
-        errors_of(&valid_with("99.9", "0.999")),
-        Vec::<String>::new()
-    );
+    assert_eq!(errors_of(&valid_with("99.9", "0.999")), Vec::<String>::new());
 }
 
 #[test]
 fn both_or_neither_of_errors_and_good() {
     assert_eq!(
-        errors_of(&valid_with(
-            "      total:",
-            "      good: 'up'\n      total:"
-        )),
+        errors_of(&valid_with("      total:", "      good: 'up'\n      total:")),
         ["8:7: slos[0].sli: give either `errors` or `good` with `total`, not both"]
     );
     assert_eq!(
-        errors_of(&valid_with(
-            "      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'\n",
-            ""
-        )),
+        errors_of(&valid_with("      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'\n", "")),
         ["8:7: slos[0].sli: missing `errors` or `good` (one of them, with `total`)"]
     );
 }
@@ -278,10 +196,7 @@ fn both_or_neither_of_errors_and_good() {
 #[test]
 fn missing_total() {
     assert_eq!(
-        errors_of(&valid_with(
-            "      total: 'http_requests_total{job=\"checkout\"}'\n",
-            ""
-        )),
+        errors_of(&valid_with("      total: 'http_requests_total{job=\"checkout\"}'\n", "")),
         ["8:7: slos[0].sli.total: missing required field"]
     );
 }
@@ -297,10 +212,8 @@ fn bad_selector() {
             "total: 'http_requests_total{job=\"checkout\"}'",
             "total: 'rate(http_requests_total[5m])'"
         )),
-        [
-            "9:14: slos[0].sli.total: invalid selector: function call `rate(...)` is not \
-          supported: give the bare counter selector at offset 0"
-        ]
+        ["9:14: slos[0].sli.total: invalid selector: function call `rate(...)` is not \
+          supported: give the bare counter selector at offset 0"]
     );
 }
 
@@ -312,23 +225,16 @@ fn bad_window() {
     );
     assert_eq!(
         errors_of(&valid_with("30d", "30")),
-        [
-            "6:13: slos[0].window: invalid duration \"30\": missing unit after the number \
-          (units: ms s m h d w y)"
-        ]
+        ["6:13: slos[0].window: invalid duration \"30\": missing unit after the number \
+          (units: ms s m h d w y)"]
     );
-    assert_eq!(
-        errors_of(&valid_with("30d", "30s")),
-        ["6:13: slos[0].window: must be at least 1m; got 30s"]
-    );
+    assert_eq!(errors_of(&valid_with("30d", "30s")), ["6:13: slos[0].window: must be at least 1m; got 30s"]);
 }
 
 #[test]
 fn bad_percentages() {
     let policy = |freeze: &str, unfreeze: &str| {
-        errors_of(&format!(
-            "{VALID}policy:\n  freeze_below: {freeze}\n  unfreeze_above: {unfreeze}\n"
-        ))
+        errors_of(&format!("{VALID}policy:\n  freeze_below: {freeze}\n  unfreeze_above: {unfreeze}\n"))
     };
     assert_eq!(
         policy("lots", "10%"),
@@ -336,10 +242,8 @@ fn bad_percentages() {
     );
     assert_eq!(
         policy("0%", "110%"),
-        [
-            "12:19: policy.unfreeze_above: must be a percentage from 0% to 100%, e.g. 10%; got \
-          `110%`"
-        ]
+        ["12:19: policy.unfreeze_above: must be a percentage from 0% to 100%, e.g. 10%; got \
+          `110%`"]
     );
     assert_eq!(
         policy("-1", "10%"),
@@ -362,43 +266,23 @@ fn unfreeze_default_below_written_freeze_points_at_freeze_below() {
 
 #[test]
 fn empty_or_missing_slos() {
-    assert_eq!(
-        errors_of("service: checkout\nslos: []\n"),
-        ["2:7: slos: must list at least one SLO"]
-    );
-    assert_eq!(
-        errors_of("service: checkout\n"),
-        ["1:1: slos: missing required field"]
-    );
+    assert_eq!(errors_of("service: checkout\nslos: []\n"), ["2:7: slos: must list at least one SLO"]);
+    assert_eq!(errors_of("service: checkout\n"), ["1:1: slos: missing required field"]);
 }
 
 #[test]
 fn empty_file_reports_each_missing_field() {
-    assert_eq!(
-        errors_of(""),
-        [
-            "1:1: service: missing required field",
-            "1:1: slos: missing required field"
-        ]
-    );
+    assert_eq!(errors_of(""), ["1:1: service: missing required field", "1:1: slos: missing required field"]);
 }
 
 #[test]
 fn empty_and_invalid_names() {
-    assert_eq!(
-        errors_of(&valid_with("service: checkout", "service: ''")),
-        ["1:10: service: must not be empty"]
-    );
-    assert_eq!(
-        errors_of(&valid_with("name: availability", "name: \"\"")),
-        ["4:11: slos[0].name: must not be empty"]
-    );
+    assert_eq!(errors_of(&valid_with("service: checkout", "service: ''")), ["1:10: service: must not be empty"]);
+    assert_eq!(errors_of(&valid_with("name: availability", "name: \"\"")), ["4:11: slos[0].name: must not be empty"]);
     assert_eq!(
         errors_of(&valid_with("name: availability", "name: avail/ability")),
-        [
-            "4:11: slos[0].name: invalid name `avail/ability`: use only letters, digits, `_`, `-` \
-          and `.`"
-        ]
+        ["4:11: slos[0].name: invalid name `avail/ability`: use only letters, digits, `_`, `-` \
+          and `.`"]
     );
     assert_eq!(
         errors_of(&valid_with("owner: payments-team", "owner: ' '")),
@@ -420,28 +304,21 @@ fn missing_slo_fields_point_at_the_slo() {
 
 #[test]
 fn bad_tier_overrides() {
-    let alerting =
-        |tiers: &str| errors_of(&valid_with("    sli:\n", &format!("{tiers}    sli:\n")));
+    let alerting = |tiers: &str| errors_of(&valid_with("    sli:\n", &format!("{tiers}    sli:\n")));
     assert_eq!(
         alerting("    alerting:\n      page: off\n"),
-        [
-            "8:13: slos[0].alerting.page: expected a list of {long, short, burn} conditions or \
-          `disabled`; got `off`"
-        ]
+        ["8:13: slos[0].alerting.page: expected a list of {long, short, burn} conditions or \
+          `disabled`; got `off`"]
     );
     assert_eq!(
         alerting("    alerting:\n      page: []\n"),
-        [
-            "8:13: slos[0].alerting.page: must list at least one condition (write `disabled` to \
-          turn the tier off)"
-        ]
+        ["8:13: slos[0].alerting.page: must list at least one condition (write `disabled` to \
+          turn the tier off)"]
     );
     assert_eq!(
         alerting("    alerting:\n      page:\n        - { long: 5m, short: 5m, burn: 2 }\n"),
-        [
-            "9:30: slos[0].alerting.page[0].short: short window (5m) must be shorter than the \
-          long window (5m)"
-        ]
+        ["9:30: slos[0].alerting.page[0].short: short window (5m) must be shorter than the \
+          long window (5m)"]
     );
     assert_eq!(
         alerting("    alerting:\n      page:\n        - { long: 1h, short: 5m, burn: 0 }\n"),
@@ -452,13 +329,9 @@ fn bad_tier_overrides() {
         ["9:11: slos[0].alerting.ticket[0].short: missing required field"]
     );
     assert_eq!(
-        alerting(
-            "    alerting:\n      ticket:\n        - long: 1d\n          short: 2M\n          burn: 3\n"
-        ),
-        [
-            "10:18: slos[0].alerting.ticket[0].short: invalid duration \"2M\": unknown unit \"M\" \
-          (units: ms s m h d w y)"
-        ]
+        alerting("    alerting:\n      ticket:\n        - long: 1d\n          short: 2M\n          burn: 3\n"),
+        ["10:18: slos[0].alerting.ticket[0].short: invalid duration \"2M\": unknown unit \"M\" \
+          (units: ms s m h d w y)"]
     );
 }
 
@@ -508,14 +381,8 @@ fn display_includes_file_and_skips_empty_field() {
         field: field.into(),
         message: "boom".into(),
     };
-    assert_eq!(
-        error("slos[0].sli.errors", 9).to_string(),
-        "slo-specs/checkout.yaml:9:14: slos[0].sli.errors: boom"
-    );
-    assert_eq!(
-        error("", 0).to_string(),
-        "slo-specs/checkout.yaml:0:0: boom"
-    );
+    assert_eq!(error("slos[0].sli.errors", 9).to_string(), "slo-specs/checkout.yaml:9:14: slos[0].sli.errors: boom");
+    assert_eq!(error("", 0).to_string(), "slo-specs/checkout.yaml:0:0: boom");
 }
 
 /// Writes `files` into a fresh temporary directory.
@@ -530,12 +397,8 @@ fn spec_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
 #[test]
 fn load_path_reads_yaml_and_yml_files_sorted_and_skips_others() {
     let payments = VALID.replace("service: checkout", "service: payments");
-    let dir = spec_dir(&[
-        ("b.yml", &payments),
-        ("a.yaml", VALID),
-        ("notes.md", "not a spec"),
-        (".a.yaml.swp", "not a spec"),
-    ]);
+    let dir =
+        spec_dir(&[("b.yml", &payments), ("a.yaml", VALID), ("notes.md", "not a spec"), (".a.yaml.swp", "not a spec")]);
     let specs = load_path(dir.path()).expect("loads");
     let names: Vec<_> = specs.iter().map(|s| s.service.as_str()).collect();
     assert_eq!(names, ["checkout", "payments"]);
@@ -550,16 +413,9 @@ fn load_paths_aggregates_errors_and_duplicate_services_across_files() {
         ("c.yaml", &format!("# same service again\n{VALID}")),
     ]);
     let single = dir.path().join("a.yaml");
-    let Err(SpecErrors(errors)) = load_paths(&[dir.path().to_path_buf(), single]) else {
-        panic!("must fail")
-    };
-    let shown: Vec<String> = errors
-        .iter()
-        .map(|e| {
-            e.to_string()
-                .replace(&format!("{}/", dir.path().display()), "")
-        })
-        .collect();
+    let Err(SpecErrors(errors)) = load_paths(&[dir.path().to_path_buf(), single]) else { panic!("must fail") };
+    let shown: Vec<String> =
+        errors.iter().map(|e| e.to_string().replace(&format!("{}/", dir.path().display()), "")).collect();
     assert_eq!(
         shown,
         [
@@ -575,23 +431,11 @@ fn load_paths_aggregates_errors_and_duplicate_services_across_files() {
 fn missing_path_and_empty_directory_are_spec_errors() {
     let dir = spec_dir(&[]);
     let missing = dir.path().join("missing.yaml");
-    let Err(SpecErrors(errors)) = load_paths(&[missing.clone(), dir.path().to_path_buf()]) else {
-        panic!("must fail")
-    };
+    let Err(SpecErrors(errors)) = load_paths(&[missing.clone(), dir.path().to_path_buf()]) else { panic!("must fail") };
     assert_eq!(errors.len(), 2);
-    assert_eq!(
-        (errors[0].file.as_path(), errors[0].line, errors[0].column),
-        (missing.as_path(), 0, 0)
-    );
-    assert!(
-        errors[0].message.starts_with("cannot read spec path: "),
-        "{}",
-        errors[0]
-    );
-    assert_eq!(
-        errors[1].message,
-        "no *.yaml or *.yml spec files in directory"
-    );
+    assert_eq!((errors[0].file.as_path(), errors[0].line, errors[0].column), (missing.as_path(), 0, 0));
+    assert!(errors[0].message.starts_with("cannot read spec path: "), "{}", errors[0]);
+    assert_eq!(errors[1].message, "no *.yaml or *.yml spec files in directory");
     assert_eq!(errors[1].field, "");
 }
 
@@ -619,9 +463,5 @@ fn shipped_example_specs_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("slo-specs");
     let specs = load_path(&dir).unwrap_or_else(|e| panic!("{:#?}", e.0));
     assert!(specs.len() >= 2);
-    assert!(
-        specs
-            .iter()
-            .any(|s| s.slos.iter().any(|slo| slo.tiers != default_tiers()))
-    );
+    assert!(specs.iter().any(|s| s.slos.iter().any(|slo| slo.tiers != default_tiers())));
 }
