@@ -5,9 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod demo;
 pub mod duration;
 pub mod engine;
 pub mod exposition;
+pub mod prometheus;
 pub mod replay;
 pub mod selector;
 pub mod spec;
