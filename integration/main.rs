@@ -1,1 +1,4 @@
 //! Integration tests: the real sloguard binary against real services on loopback.
+
+mod prometheus_source;
+mod support;

@@ -6,10 +6,12 @@
 
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod duration;
 pub mod engine;
 pub mod exposition;
 pub mod policy;
+pub mod prometheus;
 pub mod replay;
 pub mod selector;
 pub mod spec;
