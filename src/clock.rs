@@ -15,6 +15,23 @@ pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
 
+/// Wall-clock time for the daemon. The engine never reads a clock; drivers pass instants in, and
+/// tests substitute a clock they control.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Millis;
+}
+
+/// The system's real-time clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        duration_millis(since_epoch)
+    }
+}
+
 /// Formats `at` as RFC 3339 with a `Z` zone, e.g. `2026-01-04T14:01:00Z`.
 pub fn rfc3339(at: Millis) -> String {
     let nanos = i128::from(at) * 1_000_000;

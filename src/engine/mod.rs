@@ -45,6 +45,13 @@ pub struct EngineOptions {
     pub max_sample_gap: Option<Millis>,
 }
 
+/// What to do with a sample older than an SLO's latest instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Lateness {
+    CountAtLatest,
+    Skip,
+}
+
 /// How one series feeds one SLO.
 #[derive(Debug, Clone, Copy)]
 struct Feed {
@@ -227,7 +234,7 @@ impl Engine {
 
     /// Resolves a series to a handle, matching it against every selector the first time it is
     /// seen. `key` identifies the series within `source` (the exposition's `name{labels}` text).
-    pub fn series(&mut self, source: SourceId, key: &str, name: &str, labels: &dyn LabelSet) -> SeriesId {
+    pub fn series<L: LabelSet + ?Sized>(&mut self, source: SourceId, key: &str, name: &str, labels: &L) -> SeriesId {
         let source = source as usize;
         if let Some(&id) = self.series_by_source[source].get(key) {
             return id;
@@ -246,8 +253,20 @@ impl Engine {
     }
 
     /// Records a counter sample. NaN (including Prometheus' stale marker) is no sample; a sample
-    /// not newer than the series' previous one is a duplicate and ignored.
+    /// not newer than the series' previous one is a duplicate and ignored. A sample older than an
+    /// SLO's latest instant (a scrape that finished after an evaluation) counts at that instant.
     pub fn observe(&mut self, series: SeriesId, at: Millis, value: f64) {
+        self.record(series, at, value, Lateness::CountAtLatest);
+    }
+
+    /// Records a historical sample (a backfill from a query API). Unlike [`Engine::observe`], an
+    /// SLO that already holds data at or after `at` skips it, so a backfill can never pile
+    /// history onto the present or count a period twice.
+    pub fn observe_history(&mut self, series: SeriesId, at: Millis, value: f64) {
+        self.record(series, at, value, Lateness::Skip);
+    }
+
+    fn record(&mut self, series: SeriesId, at: Millis, value: f64, lateness: Lateness) {
         let state = &mut self.series[series.0 as usize];
         if state.feeds.is_empty() || value.is_nan() {
             return;
@@ -265,7 +284,11 @@ impl Engine {
         // A drop means the counter reset; Prometheus counts the new value as the increase.
         let delta = if value >= prev_value { value - prev_value } else { value };
         for feed in &self.series[series.0 as usize].feeds {
-            self.slos[feed.slo as usize].counters.add(at, feed.slot as usize, delta);
+            let counters = &mut self.slos[feed.slo as usize].counters;
+            if lateness == Lateness::Skip && counters.latest().is_some_and(|latest| at <= latest) {
+                continue;
+            }
+            counters.add(at, feed.slot as usize, delta);
         }
     }
 
@@ -289,6 +312,18 @@ impl Engine {
     /// Read-only views of every service as of the last evaluation.
     pub fn service_views(&self) -> impl Iterator<Item = ServiceView<'_>> {
         self.services.iter().map(|service| ServiceView { service })
+    }
+
+    /// Where a backfill for `service` should start at `now`: the start of the SLO window for an
+    /// SLO without data, the latest instant it holds otherwise (`observe_history` skips what an
+    /// SLO already has). `None` for an unknown service.
+    pub fn backfill_start(&self, service: &str, now: Millis) -> Option<Millis> {
+        let service = self.services.iter().find(|s| s.name == service)?;
+        service
+            .slos
+            .iter()
+            .map(|&i| self.slos[i].counters.latest().unwrap_or(now - self.slos[i].windows[0].span))
+            .min()
     }
 
     /// Heap bytes held by window counters across all SLOs (the dominant per-SLO cost).

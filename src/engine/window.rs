@@ -158,6 +158,11 @@ impl Counters {
         self.cum[slot] += delta;
     }
 
+    /// The latest instant seen, or `None` before any data.
+    pub fn latest(&self) -> Option<Millis> {
+        self.origin.map(|_| self.now)
+    }
+
     /// Increases over `(now - W, now]` for window `w`, where `now` is the latest instant.
     pub fn increase(&self, w: WindowRef) -> Increase {
         let past = self.cum_at(w.level, self.now - w.span);

@@ -1,0 +1,497 @@
+//! The live driver: `sloguard run`. Polls sources, feeds the engine with the real clock,
+//! commits transitions to the store before publishing them, and serves the read model.
+//!
+//! Owns the daemon's tasks and their lifecycle (start-up order, reload, shutdown). The engine
+//! stays pure: only the core task touches it, and it never waits on a scrape. The API reads
+//! snapshots and never touches the engine or waits on the store for a gate decision.
+//!
+//! Start-up order: specs and config were validated by the caller; then the store is opened and
+//! restored, Prometheus-backed SLOs are backfilled, the listener is bound, and only then is the
+//! daemon ready (`/readyz`, systemd READY=1).
+
+mod sources;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{error, info, warn};
+
+use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
+use crate::config::DaemonConfig;
+use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, WindowRecord};
+use crate::exposition;
+use crate::prometheus::SeriesPoints;
+use crate::spec::{ServiceSpec, SpecErrors};
+use crate::status::{Snapshot, SourceHealth};
+use crate::store::{Store, StoreError};
+use sources::{Fetched, Payload, PlanKind, SourcePlan};
+
+/// A series silent for longer than this restarts from its next sample: time sloguard (or the
+/// target) was down reads as no data, not as one burst at restart. Five minutes is Prometheus'
+/// staleness lookback, so series Prometheus would call stale are treated the same way.
+pub const MAX_SAMPLE_GAP: Millis = 5 * MINUTE;
+
+/// Resolution of the start-up backfill from a query API: the finest window level is one minute,
+/// so a finer step would add load without adding precision.
+const BACKFILL_STEP: Duration = Duration::from_secs(60);
+
+/// Longest a start-up backfill may take before the daemon starts without it (those SLOs then
+/// start empty, which reads as no data, never as good).
+const BACKFILL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often old events are pruned; retention is in days, so hourly is plenty.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Fetch results queued between source tasks and the core before sources wait.
+const INGEST_QUEUE: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The store could not be opened or read at start-up.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address could not be bound (in use, or not permitted).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The HTTP server failed while running.
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Re-reads config and specs on SIGHUP; injected so tests can reload without files.
+pub type Reloader = Box<dyn Fn() -> Result<(DaemonConfig, Vec<ServiceSpec>), SpecErrors> + Send>;
+
+/// What the core shares with the API: the latest snapshot, readiness, the store (for the event
+/// log) and counters for `/metrics`.
+pub struct Shared {
+    snapshot: RwLock<Arc<Snapshot>>,
+    ready: AtomicBool,
+    pub store: Store,
+    pub stats: Stats,
+}
+
+/// Daemon-level counters exported on `/metrics`.
+#[derive(Default)]
+pub struct Stats {
+    pub n_evaluations: AtomicU64,
+    pub last_evaluation_micros: AtomicU64,
+    pub config_reload_success: AtomicBool,
+    pub n_reload_failures: AtomicU64,
+    pub last_reload: AtomicI64,
+    pub n_store_failures: AtomicU64,
+    pub n_pending_events: AtomicU64,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().expect("snapshot lock").clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        *self.snapshot.write().expect("snapshot lock") = Arc::new(snapshot);
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves; SIGHUP-style reloads arrive on `reloads`.
+pub async fn run(
+    config: DaemonConfig,
+    specs: Vec<ServiceSpec>,
+    clock: Arc<dyn Clock>,
+    reloader: Reloader,
+    mut reloads: mpsc::Receiver<()>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let store = Store::open(&config.data_dir)?;
+    let mut engine = Engine::new(&specs, engine_options());
+    let report = engine.restore(store.load()?);
+    info!(
+        windows = report.n_windows,
+        transitions = report.n_transitions,
+        series = report.n_series,
+        discarded = ?report.discarded,
+        "state restored from {}",
+        config.data_dir.display()
+    );
+    let plans = sources::plan(&specs);
+    backfill(&mut engine, &specs, &plans, clock.now()).await;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind { addr: config.listen, source })?;
+    let local = listener.local_addr().map_err(|source| DaemonError::Bind { addr: config.listen, source })?;
+    let shared = Arc::new(Shared {
+        snapshot: RwLock::new(Arc::new(Snapshot::default())),
+        ready: AtomicBool::new(false),
+        store: store.clone(),
+        stats: Stats { config_reload_success: AtomicBool::new(true), ..Stats::default() },
+    });
+    let (stop_api, api_stopped) = watch::channel(false);
+    let api = spawn_api(listener, shared.clone(), api_stopped);
+    info!("listening on http://{local}");
+
+    let (tx, rx) = mpsc::channel(INGEST_QUEUE);
+    let mut core = Core {
+        health: health_for(&plans, &[]),
+        tasks: sources::spawn_all(&plans, 0, clock.clone(), tx.clone()),
+        plans,
+        generation: 0,
+        engine,
+        specs,
+        config,
+        store,
+        shared: shared.clone(),
+        clock,
+        tx,
+        pending_events: Vec::new(),
+        pending_windows: Vec::new(),
+        pending_series: Vec::new(),
+    };
+    core.evaluate().await;
+    shared.ready.store(true, Ordering::Release);
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    info!("ready: {} service(s), {} source(s)", core.specs.len(), core.plans.len());
+
+    core.run(rx, &mut reloads, reloader, shutdown).await;
+
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    shared.ready.store(false, Ordering::Release);
+    let grace = core.config.shutdown_grace;
+    for task in core.tasks.drain(..) {
+        task.abort();
+    }
+    if tokio::time::timeout(grace, core.flush_all()).await.is_err() {
+        error!("final flush did not finish within {grace:?}; at most one flush interval of samples is lost");
+    }
+    let _ = stop_api.send(true);
+    match tokio::time::timeout(grace, api).await {
+        Ok(Ok(Err(e))) => return Err(DaemonError::Serve(e)),
+        Err(_) => warn!("HTTP connections still open after {grace:?}; closing"),
+        _ => {}
+    }
+    info!("stopped");
+    Ok(())
+}
+
+fn engine_options() -> EngineOptions {
+    EngineOptions { max_sample_gap: Some(MAX_SAMPLE_GAP) }
+}
+
+fn spawn_api(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let app = crate::api::router(shared);
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await
+    })
+}
+
+/// Fills the SLO windows of Prometheus-backed services from `query_range`, so a fresh start (or
+/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`].
+async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePlan], now: Millis) {
+    for plan in plans {
+        let PlanKind::Prometheus { .. } = &plan.kind else { continue };
+        let client = match sources::prom_client(plan) {
+            Ok(client) => client,
+            Err(e) => {
+                warn!(source = %plan.url, "no backfill: {e}");
+                continue;
+            }
+        };
+        let source = engine.source(&plan.url);
+        for spec in specs.iter().filter(|s| crate::status::source_urls(s).any(|u| u == plan.url)) {
+            let Some(start) = engine.backfill_start(&spec.service, now) else { continue };
+            let started = Instant::now();
+            let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
+            for selector in sources::spec_selectors(spec) {
+                let fetched = tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(&selector, start, now, BACKFILL_STEP));
+                match fetched.await {
+                    Ok(Ok(series)) => {
+                        for s in series {
+                            let (key, name) = series_key(&s);
+                            let id = engine.series(source, &key, &name, &s.labels[..]);
+                            points.extend(s.points.iter().map(|&(at, v)| (at, id, v)));
+                        }
+                    }
+                    Ok(Err(e)) => warn!(service = %spec.service, %selector, "backfill failed: {e}"),
+                    Err(_) => warn!(service = %spec.service, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}"),
+                }
+            }
+            points.sort_by_key(|&(at, _, _)| at);
+            for &(at, id, value) in &points {
+                engine.observe_history(id, at, value);
+            }
+            info!(
+                service = %spec.service,
+                from = %rfc3339(start),
+                n_points = points.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "backfilled from {}",
+                plan.url
+            );
+        }
+    }
+}
+
+/// The series identity for query-API results: `name{label="value",...}` with labels sorted, as
+/// stable across restarts as exposition text is for scrapes.
+fn series_key(series: &SeriesPoints) -> (String, String) {
+    let name = series.labels.iter().find(|(k, _)| k == "__name__").map(|(_, v)| v.clone()).unwrap_or_default();
+    let labels: Vec<String> = series
+        .labels
+        .iter()
+        .filter(|(k, _)| k != "__name__")
+        .map(|(k, v)| format!("{k}=\"{}\"", exposition::escape_label_value(v)))
+        .collect();
+    (format!("{name}{{{}}}", labels.join(",")), name)
+}
+
+fn health_for(plans: &[SourcePlan], previous: &[SourceHealth]) -> Vec<SourceHealth> {
+    plans
+        .iter()
+        .map(|plan| {
+            previous.iter().find(|h| h.source == plan.url).cloned().unwrap_or_else(|| SourceHealth {
+                source: plan.url.clone(),
+                kind: plan.kind.name(),
+                ..SourceHealth::default()
+            })
+        })
+        .collect()
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        warn!("sd_notify: {e}");
+    }
+}
+
+/// The task that owns the engine.
+struct Core {
+    engine: Engine,
+    specs: Vec<ServiceSpec>,
+    config: DaemonConfig,
+    plans: Vec<SourcePlan>,
+    health: Vec<SourceHealth>,
+    tasks: Vec<JoinHandle<()>>,
+    generation: u64,
+    store: Store,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+    tx: mpsc::Sender<Fetched>,
+    /// Events evaluated but not yet committed (the store failed); retried every evaluation, and
+    /// published only once committed.
+    pending_events: Vec<Event>,
+    /// Window pages and series values whose save failed; retried at the next flush.
+    pending_windows: Vec<WindowRecord>,
+    pending_series: Vec<SeriesRecord>,
+}
+
+impl Core {
+    async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<Fetched>,
+        reloads: &mut mpsc::Receiver<()>,
+        reloader: Reloader,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut evaluate = ticker(self.config.evaluation_interval);
+        let mut flush = ticker(self.config.flush_interval);
+        let mut prune = ticker(PRUNE_EVERY);
+        let watchdog = sd_notify::watchdog_enabled();
+        if let Some(period) = watchdog.filter(|p| *p < self.config.evaluation_interval * 2) {
+            warn!("systemd watchdog {period:?} is shorter than twice the evaluation interval; expect restarts");
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    info!("shutting down");
+                    return;
+                }
+                Some(()) = reloads.recv() => self.reload(&reloader).await,
+                _ = evaluate.tick() => {
+                    self.evaluate().await;
+                    if watchdog.is_some() {
+                        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+                    }
+                }
+                _ = flush.tick() => self.flush_all().await,
+                _ = prune.tick() => self.prune(),
+                Some(fetched) = rx.recv() => self.ingest(fetched),
+            }
+        }
+    }
+
+    fn ingest(&mut self, fetched: Fetched) {
+        if fetched.generation != self.generation {
+            return;
+        }
+        let plan = &self.plans[fetched.source];
+        let health = &mut self.health[fetched.source];
+        health.n_attempts += 1;
+        health.last_attempt = Some(fetched.at);
+        health.last_duration_s = Some(fetched.took.as_secs_f64());
+        let source = self.engine.source(&plan.url);
+        let outcome = match fetched.result {
+            Err(e) => Err(e),
+            Ok(Payload::Exposition(body)) => {
+                let parsed = exposition::parse_lenient(&body);
+                health.n_parse_errors += parsed.errors.len() as u64;
+                if let Some(first) = parsed.errors.first() {
+                    // A half-broken page is no data: the lines lost might be exactly the error
+                    // series, and counting the rest would read as "no errors".
+                    Err(format!("{} malformed line(s), first: {first}; scrape ignored", parsed.errors.len()))
+                } else {
+                    for s in &parsed.samples {
+                        let id = self.engine.series(source, s.series, s.name, &s.labels);
+                        self.engine.observe(id, fetched.at, s.value);
+                    }
+                    Ok(parsed.samples.len())
+                }
+            }
+            Ok(Payload::Series(series)) => {
+                let mut n_samples = 0;
+                for s in &series {
+                    let (key, name) = series_key(s);
+                    let id = self.engine.series(source, &key, &name, &s.labels[..]);
+                    for &(at, value) in &s.points {
+                        self.engine.observe(id, at, value);
+                        n_samples += 1;
+                    }
+                }
+                Ok(n_samples)
+            }
+        };
+        match outcome {
+            Ok(n_samples) => {
+                health.up = true;
+                health.last_success = Some(fetched.at);
+                health.last_error = None;
+                health.n_samples = n_samples;
+            }
+            Err(e) => {
+                if health.up || health.last_error.is_none() {
+                    warn!(source = %plan.url, "source down: {e}");
+                }
+                health.up = false;
+                health.n_failures += 1;
+                health.last_error = Some(e);
+            }
+        }
+    }
+
+    /// Evaluates at the current instant, commits what changed, then publishes.
+    async fn evaluate(&mut self) {
+        let started = Instant::now();
+        let now = self.clock.now();
+        let events = self.engine.evaluate(now);
+        for event in &events {
+            info!(event = event.name(), service = event.service(), at = %rfc3339(event.at), "state change");
+        }
+        let transitions = self.engine.transitions_for(&events);
+        self.pending_events.extend(events);
+        let stats = &self.shared.stats;
+        if !self.pending_events.is_empty() || !transitions.is_empty() {
+            match self.store.commit(&self.pending_events, &transitions).await {
+                Ok(()) => self.pending_events.clear(),
+                Err(e) => {
+                    // Transitions of this round are lost with the error, but the engine keeps the
+                    // state and the events wait in `pending_events`, so nothing is announced
+                    // before it is durable.
+                    stats.n_store_failures.fetch_add(1, Ordering::Relaxed);
+                    error!("committing {} event(s) failed, will retry: {e}", self.pending_events.len());
+                }
+            }
+        }
+        stats.n_pending_events.store(self.pending_events.len() as u64, Ordering::Relaxed);
+        self.shared.publish(Snapshot::build(now, &self.engine, &self.specs, self.health.clone()));
+        stats.n_evaluations.fetch_add(1, Ordering::Relaxed);
+        stats.last_evaluation_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Saves changed window pages and series last values; failed saves are retried next time.
+    async fn flush_all(&mut self) {
+        let mut windows = std::mem::take(&mut self.pending_windows);
+        windows.extend(self.engine.export_windows());
+        let mut series = std::mem::take(&mut self.pending_series);
+        series.extend(self.engine.export_series());
+        if let Err(e) = self.store.save(&windows, &series).await {
+            self.shared.stats.n_store_failures.fetch_add(1, Ordering::Relaxed);
+            error!("saving state failed, will retry: {e}");
+            self.pending_windows = windows;
+            self.pending_series = series;
+        }
+        if !self.pending_events.is_empty() {
+            self.evaluate().await;
+        }
+    }
+
+    fn prune(&mut self) {
+        let before = self.clock.now() - duration_millis(self.config.event_retention);
+        match self.store.prune_events(before) {
+            Ok(0) => {}
+            Ok(n) => info!("pruned {n} event(s) older than {}", rfc3339(before)),
+            Err(e) => warn!("pruning events failed: {e}"),
+        }
+    }
+
+    /// Swaps in new config and specs if they all validate; otherwise keeps the running set.
+    async fn reload(&mut self, reloader: &Reloader) {
+        let stats = &self.shared.stats;
+        stats.last_reload.store(self.clock.now(), Ordering::Relaxed);
+        let (config, specs) = match reloader() {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                for e in &errors.0 {
+                    error!("reload rejected: {e}");
+                }
+                stats.config_reload_success.store(false, Ordering::Relaxed);
+                stats.n_reload_failures.fetch_add(1, Ordering::Relaxed);
+                warn!("reload failed with {} error(s); still running the previous specs", errors.0.len());
+                return;
+            }
+        };
+        if config.listen != self.config.listen || config.data_dir != self.config.data_dir {
+            warn!("listen and data_dir changes take effect after a restart");
+        }
+        // Persist first, so counters the new engine drops are at least on disk until pruned.
+        self.flush_all().await;
+        let old = std::mem::replace(&mut self.engine, Engine::new(&[], engine_options()));
+        self.engine = old.reload(&specs, engine_options());
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.generation += 1;
+        let plans = sources::plan(&specs);
+        backfill(&mut self.engine, &specs, &plans, self.clock.now()).await;
+        self.health = health_for(&plans, &self.health);
+        self.tasks = sources::spawn_all(&plans, self.generation, self.clock.clone(), self.tx.clone());
+        self.plans = plans;
+        self.config = DaemonConfig { listen: self.config.listen, data_dir: self.config.data_dir.clone(), ..config };
+        self.specs = specs;
+        stats.config_reload_success.store(true, Ordering::Relaxed);
+        info!("reloaded: {} service(s), {} source(s)", self.specs.len(), self.plans.len());
+        self.evaluate().await;
+    }
+}
+
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
