@@ -19,8 +19,10 @@ pub struct Sample<'a> {
     /// Metric name and label block exactly as written, e.g. `up{job="a"}`: the series' identity
     /// within one source.
     pub series: &'a str,
+    /// The metric name, e.g. `http_requests_total` or `job:errors:rate5m`.
     pub name: &'a str,
     pub labels: Labels<'a>,
+    /// The sample value; NaN and ±Inf are valid values, not errors.
     pub value: f64,
     /// The optional timestamp in milliseconds since the Unix epoch, as written by the exporter.
     pub timestamp_ms: Option<i64>,
@@ -28,7 +30,8 @@ pub struct Sample<'a> {
 
 /// The label block of one sample, kept as written and decoded on demand. A selector reads one
 /// or two labels of the few series it matches, so decoding every label of every series up
-/// front would spend most of a scrape's parse time on values nobody reads.
+/// front would spend most of a scrape's parse time on values nobody reads. Equality compares the
+/// block as written, like [`Sample::series`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Labels<'a> {
     /// Text between `{` and `}` (exclusive), already validated by the parser.
@@ -492,7 +495,7 @@ impl<'a> Parser<'a> {
     /// A line starting with `#`; `i` is just after it. Only `# HELP`, `# TYPE` and `# EOF` mean
     /// anything; HELP and TYPE are checked so that a typo in them is reported rather than
     /// silently turning the line into a comment.
-    fn comment(&mut self, i: usize) -> Result<Line<'a>, Failure> {
+    fn comment(&self, i: usize) -> Result<Line<'a>, Failure> {
         let b = self.input;
         let word_start = skip_blanks(b, i);
         if word_start == i {
