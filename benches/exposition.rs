@@ -26,20 +26,11 @@ fn page() -> String {
     };
     let subsystems = ["http_server", "grpc_client", "db_pool", "cache", "queue"];
     let methods = ["GET", "POST", "PUT", "DELETE"];
-    let codes = [
-        "200", "201", "204", "302", "400", "404", "429", "500", "503",
-    ];
+    let codes = ["200", "201", "204", "302", "400", "404", "429", "500", "503"];
     let mut page = String::with_capacity(8 << 20);
     for family in 0..N_FAMILIES {
-        let name = format!(
-            "{}_requests_{family}_total",
-            subsystems[family % subsystems.len()]
-        );
-        writeln!(
-            page,
-            "# HELP {name} Requests handled, by route and outcome."
-        )
-        .unwrap();
+        let name = format!("{}_requests_{family}_total", subsystems[family % subsystems.len()]);
+        writeln!(page, "# HELP {name} Requests handled, by route and outcome.").unwrap();
         writeln!(page, "# TYPE {name} counter").unwrap();
         for _ in 0..N_SERIES_PER_FAMILY {
             writeln!(
@@ -82,12 +73,8 @@ fn bench_exposition(c: &mut Criterion) {
     // the measurement time instead of criterion's default linear ramp of 5050 iterations.
     group.sampling_mode(SamplingMode::Flat);
     group.sample_size(20);
-    group.bench_function("sloguard_parse_lenient", |b| {
-        b.iter(|| parse_lenient(black_box(page.as_bytes())))
-    });
-    group.bench_function("prometheus_parse", |b| {
-        b.iter(|| parse_with_prometheus_parse(black_box(&page)))
-    });
+    group.bench_function("sloguard_parse_lenient", |b| b.iter(|| parse_lenient(black_box(page.as_bytes()))));
+    group.bench_function("prometheus_parse", |b| b.iter(|| parse_with_prometheus_parse(black_box(&page))));
     group.finish();
 }
 

@@ -93,6 +93,8 @@ struct SloState {
     fingerprint: u64,
     service: usize,
     objective: f64,
+    /// `1 - objective`, exact for decimal objectives (see `SloSpec::budget_fraction`).
+    budget: f64,
     kind: RatioKind,
     counters: Counters,
     /// Distinct windows; `windows[0]` is the SLO window (the budget), the rest feed the tiers.
@@ -197,6 +199,7 @@ impl Engine {
                 fingerprint,
                 service,
                 objective: slo.objective,
+                budget: slo.budget_fraction(),
                 kind,
                 counters,
                 burns: vec![None; windows.len()],
@@ -319,11 +322,7 @@ impl Engine {
     /// SLO already has). `None` for an unknown service.
     pub fn backfill_start(&self, service: &str, now: Millis) -> Option<Millis> {
         let service = self.services.iter().find(|s| s.name == service)?;
-        service
-            .slos
-            .iter()
-            .map(|&i| self.slos[i].counters.latest().unwrap_or(now - self.slos[i].windows[0].span))
-            .min()
+        service.slos.iter().map(|&i| self.slos[i].counters.latest().unwrap_or(now - self.slos[i].windows[0].span)).min()
     }
 
     /// Heap bytes held by window counters across all SLOs (the dominant per-SLO cost).
@@ -335,7 +334,7 @@ impl Engine {
 impl SloState {
     fn evaluate(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
         self.counters.advance(now);
-        let budget = 1.0 - self.objective;
+        let budget = self.budget;
         for (burn, &window) in self.burns.iter_mut().zip(&self.windows) {
             let inc = self.counters.increase(window);
             *burn = (inc.total > 0.0).then(|| {

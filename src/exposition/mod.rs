@@ -53,9 +53,7 @@ impl<'a> Labels<'a> {
 
 impl LabelSet for Labels<'_> {
     fn label(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, value)| value)
+        self.iter().find(|(n, _)| *n == name).map(|(_, value)| value)
     }
 }
 
@@ -73,15 +71,10 @@ impl<'a> Iterator for LabelsIter<'a> {
         // with `None` instead of panicking if that invariant were ever broken.
         let rest = self.rest.trim_start_matches([' ', '\t', ',']);
         let (name, after_name) = rest.split_once('=')?;
-        let body = after_name
-            .trim_start_matches([' ', '\t'])
-            .strip_prefix('"')?;
+        let body = after_name.trim_start_matches([' ', '\t']).strip_prefix('"')?;
         let close = closing_quote(body.as_bytes(), 0)?;
         self.rest = body.get(close + 1..)?;
-        Some((
-            name.trim_end_matches([' ', '\t']),
-            unescape(body.get(..close)?),
-        ))
+        Some((name.trim_end_matches([' ', '\t']), unescape(body.get(..close)?)))
     }
 }
 
@@ -111,10 +104,7 @@ pub struct Lenient<'a> {
 /// Every well-formed sample of `input`, plus an error for each line that is not. For live
 /// scrapes, where one broken exporter line must not hide the other series of the target.
 pub fn parse_lenient(input: &[u8]) -> Lenient<'_> {
-    let mut res = Lenient {
-        samples: Vec::new(),
-        errors: Vec::new(),
-    };
+    let mut res = Lenient { samples: Vec::new(), errors: Vec::new() };
     for item in samples(input) {
         match item {
             Ok(sample) => res.samples.push(sample),
@@ -127,13 +117,7 @@ pub fn parse_lenient(input: &[u8]) -> Lenient<'_> {
 /// The samples of `input` in order, with an error in place of each bad line; parsing stops at
 /// the end of input or at an OpenMetrics `# EOF` line. Both parse modes are built on this.
 pub fn samples(input: &[u8]) -> impl Iterator<Item = Result<Sample<'_>, ParseError>> {
-    Parser {
-        input,
-        pos: 0,
-        line: 1,
-        utf8: Utf8Window::new(input),
-        label_names: Vec::new(),
-    }
+    Parser { input, pos: 0, line: 1, utf8: Utf8Window::new(input), label_names: Vec::new() }
 }
 
 /// `value` escaped for use between the quotes of a label value: `\` → `\\`, `"` → `\"` and a
@@ -265,10 +249,7 @@ fn end_of_line(b: &[u8], i: usize) -> Option<usize> {
 
 /// Index of the line feed ending the line that contains `i`, or the input's end.
 fn line_end(b: &[u8], i: usize) -> usize {
-    b[i..]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(b.len(), |n| i + n)
+    b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| i + n)
 }
 
 /// Index of the quote closing a label value whose text starts at `i`, or `None` when the line
@@ -320,9 +301,7 @@ fn parse_value(text: &str) -> Option<f64> {
 const MAX_EXACT_DIGITS: usize = 15;
 
 /// Powers of ten that are exact in an f64, one per possible number of fraction digits.
-const EXACT_POW10: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
+const EXACT_POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// Fast path for `-?digits[.digits]` with at most 15 digits, the shape of nearly every value
 /// exporters write; `str::parse` spent ~30 ns per value, 15% of the parse. With at most 15
@@ -362,11 +341,7 @@ fn describe(b: &[u8], i: usize) -> String {
         Some(b'\n') => "end of line".to_owned(),
         Some(_) => {
             let prefix = &b[i..b.len().min(i + 4)];
-            match prefix
-                .utf8_chunks()
-                .next()
-                .and_then(|c| c.valid().chars().next())
-            {
+            match prefix.utf8_chunks().next().and_then(|c| c.valid().chars().next()) {
                 Some(c) => format!("'{}'", c.escape_debug()),
                 None => format!("byte 0x{:02X}", b[i]),
             }
@@ -386,10 +361,7 @@ struct Failure {
 
 impl Failure {
     fn new(at: usize, message: impl Into<String>) -> Failure {
-        Failure {
-            at,
-            message: message.into(),
-        }
+        Failure { at, message: message.into() }
     }
 }
 
@@ -414,11 +386,7 @@ struct Utf8Window<'a> {
 
 impl<'a> Utf8Window<'a> {
     fn new(input: &'a [u8]) -> Utf8Window<'a> {
-        Utf8Window {
-            input,
-            valid: "",
-            start: 0,
-        }
+        Utf8Window { input, valid: "", start: 0 }
     }
 
     /// The text of `range`, or `None` if it holds invalid UTF-8. Ranges must not go backwards
@@ -434,8 +402,7 @@ impl<'a> Utf8Window<'a> {
                 Err(err) => std::str::from_utf8(&rest[..err.valid_up_to()]).unwrap_or_default(),
             };
         }
-        self.valid
-            .get(range.start.checked_sub(self.start)?..range.end - self.start)
+        self.valid.get(range.start.checked_sub(self.start)?..range.end - self.start)
     }
 }
 
@@ -464,10 +431,7 @@ impl<'a> Iterator for Parser<'a> {
                     self.pos = self.input.len();
                     return None;
                 }
-                Err(Failure { at, message }) => (
-                    line_end(self.input, at),
-                    Some(Err(ParseError { line, message })),
-                ),
+                Err(Failure { at, message }) => (line_end(self.input, at), Some(Err(ParseError { line, message }))),
             };
             self.pos = end + 1;
             self.line += 1;
@@ -499,17 +463,13 @@ impl<'a> Parser<'a> {
         let b = self.input;
         let word_start = skip_blanks(b, i);
         if word_start == i {
-            return Ok(Line::Skip {
-                end: line_end(b, i),
-            });
+            return Ok(Line::Skip { end: line_end(b, i) });
         }
         let word_end = token_end(b, word_start);
         match &b[word_start..word_end] {
             b"HELP" => {
                 let name_end = self.comment_metric_name(word_end, "HELP")?;
-                Ok(Line::Skip {
-                    end: line_end(b, name_end),
-                })
+                Ok(Line::Skip { end: line_end(b, name_end) })
             }
             b"TYPE" => {
                 let name_end = self.comment_metric_name(word_end, "TYPE")?;
@@ -527,22 +487,15 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 let end = end_of_line(b, type_end).ok_or_else(|| {
-                    Failure::new(
-                        type_end,
-                        format!("unexpected text after metric type {:?}", lossy(kind)),
-                    )
+                    Failure::new(type_end, format!("unexpected text after metric type {:?}", lossy(kind)))
                 })?;
                 Ok(Line::Skip { end })
             }
             b"EOF" => match end_of_line(b, word_end) {
                 Some(_) => Ok(Line::Eof),
-                None => Ok(Line::Skip {
-                    end: line_end(b, word_end),
-                }),
+                None => Ok(Line::Skip { end: line_end(b, word_end) }),
             },
-            _ => Ok(Line::Skip {
-                end: line_end(b, word_end),
-            }),
+            _ => Ok(Line::Skip { end: line_end(b, word_end) }),
         }
     }
 
@@ -553,10 +506,7 @@ impl<'a> Parser<'a> {
         if start == i || !b.get(start).is_some_and(|&c| has_class(c, NAME_START)) {
             return Err(Failure::new(
                 start,
-                format!(
-                    "expected metric name after # {keyword}, found {}",
-                    describe(b, start)
-                ),
+                format!("expected metric name after # {keyword}, found {}", describe(b, start)),
             ));
         }
         let end = skip_class(b, start + 1, NAME_CONT);
@@ -577,10 +527,7 @@ impl<'a> Parser<'a> {
     fn sample(&mut self, start: usize, i: usize) -> Result<Line<'a>, Failure> {
         let b = self.input;
         if !has_class(b[i], NAME_START) {
-            return Err(Failure::new(
-                i,
-                format!("expected metric name, found {}", describe(b, i)),
-            ));
+            return Err(Failure::new(i, format!("expected metric name, found {}", describe(b, i))));
         }
         let name = i..skip_class(b, i + 1, NAME_CONT);
         let after_name = skip_blanks(b, name.end);
@@ -621,26 +568,17 @@ impl<'a> Parser<'a> {
                 let ts = ts_start..token_end(b, ts_start);
                 let end = end_of_line(b, ts.end).ok_or_else(|| {
                     let at = skip_blanks(b, ts.end);
-                    Failure::new(
-                        at,
-                        format!("unexpected {} after timestamp", describe(b, at)),
-                    )
+                    Failure::new(at, format!("unexpected {} after timestamp", describe(b, at)))
                 })?;
                 (Some(ts), end)
             }
         };
 
-        let text = self
-            .utf8
-            .text(start..end)
-            .ok_or_else(|| Failure::new(start, "invalid UTF-8"))?;
+        let text = self.utf8.text(start..end).ok_or_else(|| Failure::new(start, "invalid UTF-8"))?;
         let slice = |r: Range<usize>| &text[r.start - start..r.end - start];
         let value_text = slice(value.clone());
         let value = parse_value(value_text).ok_or_else(|| {
-            Failure::new(
-                value.start,
-                format!("invalid value {value_text:?}: expected a number, NaN, +Inf or -Inf"),
-            )
+            Failure::new(value.start, format!("invalid value {value_text:?}: expected a number, NaN, +Inf or -Inf"))
         })?;
         let timestamp_ms = match timestamp {
             None => None,
@@ -649,9 +587,7 @@ impl<'a> Parser<'a> {
                 Some(ts_text.parse::<i64>().map_err(|_| {
                     Failure::new(
                         ts.start,
-                        format!(
-                            "invalid timestamp {ts_text:?}: expected integer milliseconds since the epoch"
-                        ),
+                        format!("invalid timestamp {ts_text:?}: expected integer milliseconds since the epoch"),
                     )
                 })?)
             }
@@ -678,19 +614,13 @@ impl<'a> Parser<'a> {
                 Some(b'}') => return Ok(i),
                 Some(&c) if has_class(c, LABEL_START) => {}
                 _ => {
-                    return Err(Failure::new(
-                        i,
-                        format!("expected label name or '}}', found {}", describe(b, i)),
-                    ));
+                    return Err(Failure::new(i, format!("expected label name or '}}', found {}", describe(b, i))));
                 }
             }
             let name = i..skip_class(b, i + 1, LABEL_CONT);
             let name_bytes = &b[name.clone()];
             if self.label_names.iter().any(|n| &b[n.clone()] == name_bytes) {
-                return Err(Failure::new(
-                    name.start,
-                    format!("duplicate label name {:?}", lossy(name_bytes)),
-                ));
+                return Err(Failure::new(name.start, format!("duplicate label name {:?}", lossy(name_bytes))));
             }
             self.label_names.push(name.clone());
 
@@ -698,11 +628,7 @@ impl<'a> Parser<'a> {
             if b.get(i) != Some(&b'=') {
                 return Err(Failure::new(
                     i,
-                    format!(
-                        "expected '=' after label name {:?}, found {}",
-                        lossy(name_bytes),
-                        describe(b, i)
-                    ),
+                    format!("expected '=' after label name {:?}, found {}", lossy(name_bytes), describe(b, i)),
                 ));
             }
             i = skip_blanks(b, i + 1);
@@ -747,16 +673,6 @@ impl<'a> Parser<'a> {
 
 /// The text format's types plus OpenMetrics' extra ones, since `# EOF`-terminated OpenMetrics
 /// pages are accepted too.
-const METRIC_TYPES: [&[u8]; 9] = [
-    b"counter",
-    b"gauge",
-    b"histogram",
-    b"summary",
-    b"untyped",
-    b"gaugehistogram",
-    b"stateset",
-    b"info",
-    b"unknown",
-];
-const METRIC_TYPES_TEXT: &str =
-    "counter, gauge, histogram, summary, untyped, gaugehistogram, stateset, info, unknown";
+const METRIC_TYPES: [&[u8]; 9] =
+    [b"counter", b"gauge", b"histogram", b"summary", b"untyped", b"gaugehistogram", b"stateset", b"info", b"unknown"];
+const METRIC_TYPES_TEXT: &str = "counter, gauge, histogram, summary, untyped, gaugehistogram, stateset, info, unknown";

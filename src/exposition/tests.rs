@@ -7,18 +7,11 @@ use super::*;
 
 /// `(name, value)` pairs of a sample's labels, owned, in written order.
 fn labels_of(sample: &Sample<'_>) -> Vec<(String, String)> {
-    sample
-        .labels
-        .iter()
-        .map(|(k, v)| (k.to_owned(), v.into_owned()))
-        .collect()
+    sample.labels.iter().map(|(k, v)| (k.to_owned(), v.into_owned())).collect()
 }
 
 fn pairs(labels: &[(&str, &str)]) -> Vec<(String, String)> {
-    labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// The only sample of `input`, which must parse strictly.
@@ -36,11 +29,7 @@ fn check_error(input: &str, expected: &str) {
 
 /// What a sample means, comparable even when its value is NaN (NaN != NaN under `PartialEq`).
 fn meaning<'a>(s: &Sample<'a>) -> (&'a str, &'a str, &'a str, u64, Option<i64>) {
-    let bits = if s.value.is_nan() {
-        f64::NAN.to_bits()
-    } else {
-        s.value.to_bits()
-    };
+    let bits = if s.value.is_nan() { f64::NAN.to_bits() } else { s.value.to_bits() };
     (s.series, s.name, s.labels.raw(), bits, s.timestamp_ms)
 }
 
@@ -63,18 +52,8 @@ fn help_type_and_other_comments_are_skipped() {
 fn blank_lines_crlf_and_missing_final_newline() {
     let input = "\n  \n\t\r\na 1\r\n\r\nb{x=\"y\"} 2 1700000000000\r\nc 3";
     let samples = parse_strict(input.as_bytes()).unwrap();
-    let got: Vec<_> = samples
-        .iter()
-        .map(|s| (s.series, s.value, s.timestamp_ms))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            ("a", 1.0, None),
-            ("b{x=\"y\"}", 2.0, Some(1_700_000_000_000)),
-            ("c", 3.0, None)
-        ]
-    );
+    let got: Vec<_> = samples.iter().map(|s| (s.series, s.value, s.timestamp_ms)).collect();
+    assert_eq!(got, [("a", 1.0, None), ("b{x=\"y\"}", 2.0, Some(1_700_000_000_000)), ("c", 3.0, None)]);
 }
 
 #[test]
@@ -89,9 +68,7 @@ fn metric_names_with_colons_and_underscores() {
 
 #[test]
 fn label_values_with_escapes_and_delimiters() {
-    let s = one(
-        r#"m{a="back\\slash",b="say \"hi\"",c="two\nlines",d="{x=1, y=2} }{",e="",f="ünï cödé"} 1"#,
-    );
+    let s = one(r#"m{a="back\\slash",b="say \"hi\"",c="two\nlines",d="{x=1, y=2} }{",e="",f="ünï cödé"} 1"#);
     assert_eq!(
         labels_of(&s),
         pairs(&[
@@ -111,10 +88,7 @@ fn label_values_with_escapes_and_delimiters() {
 #[test]
 fn unknown_escapes_are_kept_verbatim_like_the_prometheus_server() {
     let s = one(r#"m{path="C:\Program Files\x",tab="a\tb"} 1"#);
-    assert_eq!(
-        labels_of(&s),
-        pairs(&[("path", r"C:\Program Files\x"), ("tab", r"a\tb")])
-    );
+    assert_eq!(labels_of(&s), pairs(&[("path", r"C:\Program Files\x"), ("tab", r"a\tb")]));
 }
 
 #[test]
@@ -177,10 +151,7 @@ fn values() {
 #[test]
 fn timestamps() {
     assert_eq!(one("m 1").timestamp_ms, None);
-    assert_eq!(
-        one("m 1 1700000000123").timestamp_ms,
-        Some(1_700_000_000_123)
-    );
+    assert_eq!(one("m 1 1700000000123").timestamp_ms, Some(1_700_000_000_123));
     assert_eq!(one("m 1 -5000").timestamp_ms, Some(-5000));
     assert_eq!(one("m 1 0").timestamp_ms, Some(0));
     assert_eq!(one("m 1 -9223372036854775808").timestamp_ms, Some(i64::MIN));
@@ -208,88 +179,37 @@ fn series_text_is_name_plus_block_as_written() {
 fn errors_name_the_line_and_what_was_expected() {
     let head = "# HELP m Help.\n# TYPE m counter\n\n# comment\n\n";
     let cases = [
-        (
-            "m{code 1",
-            "line 6: expected '=' after label name \"code\", found '1'",
-        ),
-        (
-            "m{code=200} 1",
-            "line 6: expected '\"' to open the value of label \"code\", found '2'",
-        ),
-        (
-            "m{code=\"200} 1",
-            "line 6: unterminated value of label \"code\": no closing '\"' before the end of the line",
-        ),
-        (
-            "m{code=\"2\\",
-            "line 6: unterminated value of label \"code\": no closing '\"' before the end of the line",
-        ),
-        (
-            "m{a=\"1\" b=\"2\"} 1",
-            "line 6: expected ',' or '}' after the value of label \"a\", found 'b'",
-        ),
+        ("m{code 1", "line 6: expected '=' after label name \"code\", found '1'"),
+        ("m{code=200} 1", "line 6: expected '\"' to open the value of label \"code\", found '2'"),
+        ("m{code=\"200} 1", "line 6: unterminated value of label \"code\": no closing '\"' before the end of the line"),
+        ("m{code=\"2\\", "line 6: unterminated value of label \"code\": no closing '\"' before the end of the line"),
+        ("m{a=\"1\" b=\"2\"} 1", "line 6: expected ',' or '}' after the value of label \"a\", found 'b'"),
         ("m{a=\"1\",a=\"2\"} 1", "line 6: duplicate label name \"a\""),
         ("m{,} 1", "line 6: expected label name or '}', found ','"),
-        (
-            "m{1a=\"x\"} 1",
-            "line 6: expected label name or '}', found '1'",
-        ),
-        (
-            "m{a=\"x\"",
-            "line 6: expected ',' or '}' after the value of label \"a\", found end of input",
-        ),
-        (
-            "m",
-            "line 6: expected value after \"m\", found end of input",
-        ),
-        (
-            "m{a=\"b\"}\n",
-            "line 6: expected value after \"m{a=\\\"b\\\"}\", found end of line",
-        ),
-        (
-            "m-1 2",
-            "line 6: expected ' ' or '{' after metric name \"m\", found '-'",
-        ),
+        ("m{1a=\"x\"} 1", "line 6: expected label name or '}', found '1'"),
+        ("m{a=\"x\"", "line 6: expected ',' or '}' after the value of label \"a\", found end of input"),
+        ("m", "line 6: expected value after \"m\", found end of input"),
+        ("m{a=\"b\"}\n", "line 6: expected value after \"m{a=\\\"b\\\"}\", found end of line"),
+        ("m-1 2", "line 6: expected ' ' or '{' after metric name \"m\", found '-'"),
         ("1m 2", "line 6: expected metric name, found '1'"),
         ("é 2", "line 6: expected metric name, found 'é'"),
-        (
-            "m abc",
-            "line 6: invalid value \"abc\": expected a number, NaN, +Inf or -Inf",
-        ),
-        (
-            "m 1 12.5",
-            "line 6: invalid timestamp \"12.5\": expected integer milliseconds since the epoch",
-        ),
+        ("m abc", "line 6: invalid value \"abc\": expected a number, NaN, +Inf or -Inf"),
+        ("m 1 12.5", "line 6: invalid timestamp \"12.5\": expected integer milliseconds since the epoch"),
         (
             "m 1 99999999999999999999",
             "line 6: invalid timestamp \"99999999999999999999\": expected integer milliseconds since the epoch",
         ),
         ("m 1 2 3", "line 6: unexpected '3' after timestamp"),
         ("m 1\r2", "line 6: unexpected '\\r' after timestamp"),
-        (
-            "m{a=\"\u{7f}\\\"\"} \u{1} x",
-            "line 6: invalid value \"\\u{1}\": expected a number, NaN, +Inf or -Inf",
-        ),
+        ("m{a=\"\u{7f}\\\"\"} \u{1} x", "line 6: invalid value \"\\u{1}\": expected a number, NaN, +Inf or -Inf"),
         (
             "# TYPE m countr",
             "line 6: unknown metric type \"countr\" in # TYPE (expected one of counter, gauge, histogram, summary, untyped, gaugehistogram, stateset, info, unknown)",
         ),
-        (
-            "# TYPE m counter extra",
-            "line 6: unexpected text after metric type \"counter\"",
-        ),
-        (
-            "# TYPE",
-            "line 6: expected metric name after # TYPE, found end of input",
-        ),
-        (
-            "# HELP 9m help",
-            "line 6: expected metric name after # HELP, found '9'",
-        ),
-        (
-            "# HELP m-x help",
-            "line 6: expected ' ' after metric name \"m\" in # HELP, found '-'",
-        ),
+        ("# TYPE m counter extra", "line 6: unexpected text after metric type \"counter\""),
+        ("# TYPE", "line 6: expected metric name after # TYPE, found end of input"),
+        ("# HELP 9m help", "line 6: expected metric name after # HELP, found '9'"),
+        ("# HELP m-x help", "line 6: expected ' ' after metric name \"m\" in # HELP, found '-'"),
     ];
     for (line, expected) in cases {
         check_error(&format!("{head}{line}"), expected);
@@ -305,13 +225,7 @@ fn invalid_utf8_costs_only_its_line() {
     let got: Vec<_> = res.samples.iter().map(|s| s.series).collect();
     assert_eq!(got, ["a", "c{x=\"é\"}"]);
     let errors: Vec<_> = res.errors.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        errors,
-        [
-            "line 2: invalid UTF-8",
-            "line 3: expected metric name, found byte 0xC3"
-        ]
-    );
+    assert_eq!(errors, ["line 2: invalid UTF-8", "line 3: expected metric name, found byte 0xC3"]);
 }
 
 #[test]
@@ -322,18 +236,12 @@ fn lenient_skips_bad_lines_and_keeps_the_rest() {
     assert_eq!(got, [("a", 1.0), ("c", 3.0), ("f", 6.0)]);
     let lines: Vec<_> = res.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [3, 6, 7]);
-    assert_eq!(
-        parse_strict(input.as_bytes()).unwrap_err(),
-        res.errors[0].clone()
-    );
+    assert_eq!(parse_strict(input.as_bytes()).unwrap_err(), res.errors[0].clone());
 }
 
 #[test]
 fn escape_label_value_escapes_exactly_three_characters() {
-    assert!(matches!(
-        escape_label_value("plain {x=1, y} ü"),
-        Cow::Borrowed("plain {x=1, y} ü")
-    ));
+    assert!(matches!(escape_label_value("plain {x=1, y} ü"), Cow::Borrowed("plain {x=1, y} ü")));
     assert_eq!(escape_label_value("a\\b\"c\nd\te"), "a\\\\b\\\"c\\nd\te");
 }
 
@@ -378,22 +286,13 @@ fn value() -> impl Strategy<Value = f64> {
 
 fn series() -> impl Strategy<Value = Series> {
     let labels = prop::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,10}", label_value()), 0..6);
-    (
-        "[a-zA-Z_:][a-zA-Z0-9_:]{0,20}",
-        labels,
-        value(),
-        prop::option::of(any::<i64>()),
-    )
-        .prop_map(|(name, mut labels, value, timestamp_ms)| {
+    ("[a-zA-Z_:][a-zA-Z0-9_:]{0,20}", labels, value(), prop::option::of(any::<i64>())).prop_map(
+        |(name, mut labels, value, timestamp_ms)| {
             let mut seen = HashSet::new();
             labels.retain(|(k, _)| seen.insert(k.clone()));
-            Series {
-                name,
-                labels,
-                value,
-                timestamp_ms,
-            }
-        })
+            Series { name, labels, value, timestamp_ms }
+        },
+    )
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
@@ -405,16 +304,14 @@ fn layout() -> impl Strategy<Value = Layout> {
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(
-            |(blank, blanks_in_labels, trailing_comma, empty_braces, crlf, docs)| Layout {
-                blank,
-                blanks_in_labels,
-                trailing_comma,
-                empty_braces,
-                crlf,
-                docs,
-            },
-        )
+        .prop_map(|(blank, blanks_in_labels, trailing_comma, empty_braces, crlf, docs)| Layout {
+            blank,
+            blanks_in_labels,
+            trailing_comma,
+            empty_braces,
+            crlf,
+            docs,
+        })
 }
 
 fn format_value(v: f64) -> String {
@@ -433,11 +330,7 @@ fn format_value(v: f64) -> String {
 /// The page for `series` written in `layout`, and the series text each sample must report.
 fn encode(series: &[Series], layout: &Layout) -> (String, Vec<String>) {
     let eol = if layout.crlf { "\r\n" } else { "\n" };
-    let pad = if layout.blanks_in_labels {
-        layout.blank
-    } else {
-        ""
-    };
+    let pad = if layout.blanks_in_labels { layout.blank } else { "" };
     let mut page = String::new();
     let mut texts = Vec::new();
     for s in series {
@@ -471,10 +364,7 @@ fn encode(series: &[Series], layout: &Layout) -> (String, Vec<String>) {
 
 /// `page` with some bytes overwritten and some inserted, to reach every error path.
 fn mutated_page() -> impl Strategy<Value = Vec<u8>> {
-    let byte = prop_oneof![
-        any::<u8>(),
-        prop::sample::select(b"{}=\",\\ \t\r\n#:_aZ09.e+-".to_vec()),
-    ];
+    let byte = prop_oneof![any::<u8>(), prop::sample::select(b"{}=\",\\ \t\r\n#:_aZ09.e+-".to_vec()),];
     let edits = prop::collection::vec((any::<prop::sample::Index>(), byte, any::<bool>()), 0..8);
     (prop::collection::vec(series(), 0..6), layout(), edits).prop_map(|(series, layout, edits)| {
         let mut page = encode(&series, &layout).0.into_bytes();
@@ -578,11 +468,7 @@ proptest! {
 type Meaning = (String, BTreeMap<String, String>, u64, Option<i64>);
 
 fn value_bits(v: f64) -> u64 {
-    if v.is_nan() {
-        f64::NAN.to_bits()
-    } else {
-        v.to_bits()
-    }
+    if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() }
 }
 
 fn prometheus_parse(page: &str, with_timestamps: &[bool]) -> Vec<Meaning> {
@@ -599,11 +485,7 @@ fn prometheus_parse(page: &str, with_timestamps: &[bool]) -> Vec<Meaning> {
                 | prometheus_parse::Value::Untyped(v) => v,
                 ref other => panic!("the oracle page has no histograms or summaries: {other:?}"),
             };
-            let labels = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let labels = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             // Without a timestamp it stamps the sample with the current time.
             let ts = with_ts.then(|| s.timestamp.timestamp_millis());
             (s.metric.clone(), labels, value_bits(value), ts)
@@ -612,10 +494,7 @@ fn prometheus_parse(page: &str, with_timestamps: &[bool]) -> Vec<Meaning> {
 }
 
 fn simple_series() -> impl Strategy<Value = Series> {
-    let labels = prop::collection::vec(
-        ("[a-zA-Z_][a-zA-Z0-9_]{0,8}", "[a-zA-Z0-9 _./:-]{0,12}"),
-        0..5,
-    );
+    let labels = prop::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,8}", "[a-zA-Z0-9 _./:-]{0,12}"), 0..5);
     let value = prop_oneof![
         3 => -1e12..1e12f64,
         2 => (-1_000_000i64..1_000_000).prop_map(|v| v as f64),
@@ -623,22 +502,13 @@ fn simple_series() -> impl Strategy<Value = Series> {
         1 => Just(f64::NEG_INFINITY),
         1 => Just(f64::NAN),
     ];
-    (
-        "[a-zA-Z_][a-zA-Z0-9_]{0,15}",
-        labels,
-        value,
-        prop::option::of(-1_000_000_000_000i64..4_000_000_000_000),
-    )
-        .prop_map(|(name, mut labels, value, timestamp_ms)| {
+    ("[a-zA-Z_][a-zA-Z0-9_]{0,15}", labels, value, prop::option::of(-1_000_000_000_000i64..4_000_000_000_000)).prop_map(
+        |(name, mut labels, value, timestamp_ms)| {
             let mut seen = HashSet::new();
             labels.retain(|(k, _)| seen.insert(k.clone()));
-            Series {
-                name,
-                labels,
-                value,
-                timestamp_ms,
-            }
-        })
+            Series { name, labels, value, timestamp_ms }
+        },
+    )
 }
 
 proptest! {
@@ -677,29 +547,19 @@ fn right_where_prometheus_parse_is_wrong() {
         "http_requests_total{path=\"/{id}\",msg=\"say \\\"hi\\\"\"} 7\n",
     );
     let ours = parse_strict(page.as_bytes()).unwrap();
-    let got: Vec<_> = ours
-        .iter()
-        .map(|s| (s.name, labels_of(s), s.value))
-        .collect();
+    let got: Vec<_> = ours.iter().map(|s| (s.name, labels_of(s), s.value)).collect();
     assert_eq!(
         got,
         [
             ("job:http_errors:rate5m", pairs(&[("path", "/a,b=c")]), 0.5),
-            (
-                "http_requests_total",
-                pairs(&[("path", "/{id}"), ("msg", "say \"hi\"")]),
-                7.0
-            ),
+            ("http_requests_total", pairs(&[("path", "/{id}"), ("msg", "say \"hi\"")]), 7.0),
         ]
     );
 
     // If prometheus-parse ever gets these right, crates.md's verdict on it needs revisiting.
     let theirs = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let found_right = |name: &str, label: &str, value: &str| {
-        theirs
-            .samples
-            .iter()
-            .any(|s| s.metric == name && s.labels.get(label) == Some(value))
+        theirs.samples.iter().any(|s| s.metric == name && s.labels.get(label) == Some(value))
     };
     assert!(!found_right("job:http_errors:rate5m", "path", "/a,b=c"));
     assert!(!found_right("http_requests_total", "path", "/{id}"));

@@ -116,9 +116,13 @@ pub struct SloSpec {
 }
 
 impl SloSpec {
-    /// The error budget as a fraction of events: `1 - objective`.
+    /// The error budget as a fraction of events: `1 - objective`, rounded to 12 decimals.
+    ///
+    /// Objectives are decimal numbers in the spec, but `1.0 - 0.99` is `0.010000000000000009` in
+    /// binary floating point, which would make a budget spent exactly read as 9e-16 left and
+    /// never freeze at `freeze_below: 0%`. No real objective has more than 12 decimals.
     pub fn budget_fraction(&self) -> f64 {
-        1.0 - self.objective
+        ((1.0 - self.objective) * 1e12).round() / 1e12
     }
 }
 
