@@ -1,23 +1,19 @@
-//! Spec loading and validation: files → raw YAML mirror → validated [`ServiceSpec`]s.
-//!
-//! Every problem is reported with file, line, column and field path, and all semantic problems of
-//! a file are reported at once, so one `sloguard validate` run shows everything to fix. YAML
-//! syntax and type errors stop deserialization, so a file has at most one of those; we still
-//! name the field they sit in by re-reading the document shape (see [`field_path_at`]).
+//! Spec loading and validation: files → raw YAML mirror → validated [`ServiceSpec`]s, with the
+//! positioned, all-at-once error reporting of [`super::check`]. The `source:` section is checked
+//! in `super::source`.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{DuplicateKeyPolicy, Location, MessageFormatter, Spanned, UserMessageFormatter};
+use serde_saphyr::{Location, Spanned};
 
+use super::check::{
+    Checker, EnvLookup, SpecError, SpecErrors, join, parse_document, process_env, read_text, whole_file_error,
+};
 use super::raw::{RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier};
 use super::{BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
-use crate::duration::parse_duration;
 use crate::selector::Selector;
 
 /// Freeze only once the budget is fully spent (0% left): the SLO itself is the line the service
@@ -35,39 +31,15 @@ const MIN_WINDOW: Duration = Duration::from_secs(60);
 /// What the `alerting` tier word must be to turn a tier off.
 const DISABLED: &str = "disabled";
 
-/// One problem in one spec file. `line` and `column` are 1-based; both are 0 when the problem
-/// is with the file as a whole (unreadable, not found). `field` is a path such as
-/// `slos[0].sli.errors`, empty when the problem is not inside a field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub struct SpecError {
-    pub file: PathBuf,
-    pub line: u64,
-    pub column: u64,
-    pub field: String,
-    pub message: String,
-}
-
-/// Printed as `file:line:column: field: message`, the shape editors and CI annotate; the
-/// `field: ` part is left out when there is no field, so whole-file errors do not read `: :`.
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// Every problem found, in file order and, within a file, in source order.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{} error(s) in specs", .0.len())]
-pub struct SpecErrors(pub Vec<SpecError>);
-
-/// Parses and validates one spec file's text. `path` is only used in error messages and
-/// recorded in the result.
+/// Parses and validates one spec file's text. `path` is used in error messages, recorded in the
+/// result, and is the base of relative paths in `source:` (token and CA files).
 pub fn parse_spec(path: &Path, text: &str) -> Result<ServiceSpec, SpecErrors> {
-    parse_located(path, text).map(|(spec, _)| spec)
+    parse_spec_with_env(path, text, &process_env)
+}
+
+/// [`parse_spec`], resolving `source:` secrets named by `*_env` keys through `env`.
+pub(super) fn parse_spec_with_env(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<ServiceSpec, SpecErrors> {
+    parse_located(path, text, env).map(|(spec, _)| spec)
 }
 
 /// Loads a spec file, or every `*.yaml` / `*.yml` file directly inside a directory.
@@ -78,6 +50,21 @@ pub fn load_path(path: &Path) -> Result<Vec<ServiceSpec>, SpecErrors> {
 /// Loads several files or directories, reporting the errors of all of them together, and
 /// checks that no service is defined twice across them.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
+    load_specs(paths, SourceRule::Optional)
+}
+
+/// Whether every spec must say where its samples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceRule {
+    /// `validate` and `replay`: samples may come from a file, so `source:` is optional.
+    Optional,
+    /// The daemon scrapes or queries for every SLO, so a spec without `source:` is an error.
+    Required,
+}
+
+/// [`load_paths`], with `rule` deciding whether a missing `source:` is an error. The check lives
+/// here rather than after loading so its errors sit in file order among all the others.
+pub(crate) fn load_specs(paths: &[PathBuf], rule: SourceRule) -> Result<Vec<ServiceSpec>, SpecErrors> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     for path in paths {
@@ -90,35 +77,45 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
     // Where each service was first defined, to point at it from the duplicate.
     let mut first_seen: HashMap<String, (PathBuf, Location)> = HashMap::new();
     for file in files {
-        let text = match fs::read_to_string(&file) {
+        let text = match read_text(&file, "spec file") {
             Ok(text) => text,
             Err(e) => {
-                errors.push(whole_file_error(&file, format!("cannot read spec file: {e}")));
+                errors.push(e);
                 continue;
             }
         };
-        match parse_located(&file, &text) {
-            Ok((spec, at)) => match first_seen.get(&spec.service) {
-                Some((first_file, first_at)) => errors.push(SpecError {
-                    file: file.clone(),
-                    line: at.line(),
-                    column: at.column(),
-                    field: "service".into(),
-                    message: format!(
-                        "duplicate service `{}`: already defined at {}:{}:{}",
-                        spec.service,
-                        first_file.display(),
-                        first_at.line(),
-                        first_at.column()
-                    ),
-                }),
-                None => {
-                    first_seen.insert(spec.service.clone(), (file.clone(), at));
-                    specs.push(spec);
-                }
-            },
-            Err(SpecErrors(file_errors)) => errors.extend(file_errors),
+        let (spec, at) = match parse_located(&file, &text, &process_env) {
+            Ok(located) => located,
+            Err(SpecErrors(file_errors)) => {
+                errors.extend(file_errors);
+                continue;
+            }
+        };
+        let error_at = |field: &str, message: String| SpecError {
+            file: file.clone(),
+            line: at.line(),
+            column: at.column(),
+            field: field.into(),
+            message,
+        };
+        if let Some((first_file, first_at)) = first_seen.get(&spec.service) {
+            let message = format!(
+                "duplicate service `{}`: already defined at {}:{}:{}",
+                spec.service,
+                first_file.display(),
+                first_at.line(),
+                first_at.column()
+            );
+            errors.push(error_at("service", message));
+            continue;
         }
+        first_seen.insert(spec.service.clone(), (file.clone(), at));
+        if rule == SourceRule::Required && spec.source.is_none() {
+            let message = format!("service {} has no source: (the daemon needs scrape or prometheus)", spec.service);
+            errors.push(error_at("source", message));
+            continue;
+        }
+        specs.push(spec);
     }
     if errors.is_empty() { Ok(specs) } else { Err(SpecErrors(errors)) }
 }
@@ -149,89 +146,16 @@ fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
     Ok(files)
 }
 
-fn whole_file_error(file: &Path, message: String) -> SpecError {
-    SpecError { file: file.to_path_buf(), line: 0, column: 0, field: String::new(), message }
-}
-
 /// Parses one file and also returns where its `service` value sits, for duplicate checks.
-fn parse_located(path: &Path, text: &str) -> Result<(ServiceSpec, Location), SpecErrors> {
-    let raw: Spanned<RawService> = serde_saphyr::from_str_with_options(text, yaml_options())
-        .map_err(|e| SpecErrors(vec![yaml_error(path, text, &e)]))?;
-    let mut check = Checker { file: path, errors: Vec::new() };
-    match check.service(&raw) {
-        Some(spec) if check.errors.is_empty() => {
-            let at = raw.value.service.as_ref().map_or(raw.referenced, |s| s.referenced);
-            Ok((spec, at))
-        }
-        _ => {
-            debug_assert!(!check.errors.is_empty(), "a check failed without recording why");
-            check.errors.sort_by_key(|e| (e.line, e.column));
-            Err(SpecErrors(check.errors))
-        }
-    }
-}
-
-/// How spec YAML is read: serde-saphyr's defaults (alias budgets, duplicate keys rejected) plus
-/// YAML 1.2 booleans only, so `ticket: off` reads as the word `off` and is reported as "expected
-/// `disabled`" instead of silently becoming `false` as YAML 1.1's `yes`/`no`/`on`/`off` would.
-fn yaml_options() -> serde_saphyr::Options {
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    options
-}
-
-/// Turns a serde-saphyr syntax or type error into a [`SpecError`]. Its `Display` adds
-/// "line X column Y" and a source snippet, both of which we print in our own form, so we take
-/// only the message, from the formatter meant for end users rather than developers.
-fn yaml_error(file: &Path, text: &str, err: &serde_saphyr::Error) -> SpecError {
-    let at = err.location().unwrap_or(Location::UNKNOWN);
-    SpecError {
-        file: file.to_path_buf(),
-        line: at.line(),
-        column: at.column(),
-        field: field_path_at(text, at).unwrap_or_default(),
-        message: UserMessageFormatter.format_message(err.without_snippet()).into_owned(),
-    }
-}
-
-/// Joins a field path and a key: `slos[0]` + `name` = `slos[0].name`.
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
-}
-
-/// Collects the semantic errors of one file. Each check returns `None` after recording an
-/// error, and callers evaluate every check before combining results with `?`, so one bad field
-/// never hides the errors of its siblings.
-struct Checker<'a> {
-    file: &'a Path,
-    errors: Vec<SpecError>,
+fn parse_located(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<(ServiceSpec, Location), SpecErrors> {
+    let raw: Spanned<RawService> = parse_document(path, text)?;
+    let mut check = Checker::new(path, env);
+    let spec = check.service(&raw);
+    let at = raw.value.service.as_ref().map_or(raw.referenced, |s| s.referenced);
+    check.finish(spec).map(|spec| (spec, at))
 }
 
 impl Checker<'_> {
-    fn error<T>(&mut self, at: &Location, field: &str, message: impl Into<String>) -> Option<T> {
-        self.errors.push(SpecError {
-            file: self.file.to_path_buf(),
-            line: at.line(),
-            column: at.column(),
-            field: field.to_string(),
-            message: message.into(),
-        });
-        None
-    }
-
-    /// A required field; a missing one is reported at the mapping that should hold it.
-    fn require<'v, T>(
-        &mut self,
-        value: &'v Option<Spanned<T>>,
-        parent: &Location,
-        field: &str,
-    ) -> Option<&'v Spanned<T>> {
-        match value {
-            Some(value) => Some(value),
-            None => self.error(parent, field, "missing required field"),
-        }
-    }
-
     /// Service and SLO names become ids (`service/slo`) in events, URLs and store keys, so they
     /// are restricted to characters that need no quoting anywhere.
     fn name(&mut self, name: &Spanned<String>, field: &str) -> Option<String> {
@@ -261,13 +185,6 @@ impl Checker<'_> {
         }
     }
 
-    fn duration(&mut self, text: &Spanned<String>, field: &str) -> Option<Duration> {
-        match parse_duration(&text.value) {
-            Ok(duration) => Some(duration),
-            Err(e) => self.error(&text.referenced, field, e.to_string()),
-        }
-    }
-
     fn selector(&mut self, text: &Spanned<String>, field: &str) -> Option<Selector> {
         match Selector::parse(&text.value) {
             Ok(selector) => Some(selector),
@@ -277,18 +194,22 @@ impl Checker<'_> {
 
     fn service(&mut self, raw: &Spanned<RawService>) -> Option<ServiceSpec> {
         let root = &raw.referenced;
-        let RawService { service, owner, slos, policy } = &raw.value;
+        let RawService { service, owner, slos, policy, source } = &raw.value;
         let service = self.require(service, root, "service").and_then(|s| self.name(s, "service"));
         let owner = self.optional_text(owner, "owner");
         let slos = self.require(slos, root, "slos").and_then(|slos| self.slos(slos));
         let policy = self.policy(policy.as_ref());
+        let source = match source {
+            Some(source) => self.source(source).map(Some),
+            None => Some(None),
+        };
         Some(ServiceSpec {
             service: service?,
             owner: owner?,
             path: self.file.to_path_buf(),
             slos: slos?,
             policy: policy?,
-            source: None,
+            source: source?,
         })
     }
 
@@ -508,135 +429,5 @@ impl Checker<'_> {
                 )
             }
         }
-    }
-}
-
-/// Names the field at `at` in a document that failed to deserialize, e.g. `slos[1].objective`
-/// for a type error in that value, or `slos[0].objetive` for an unknown key. serde-saphyr
-/// reports a position but no path, so we re-read the document as a bare tree of mappings and
-/// sequences with positions, and take the last key or value that starts at or before `at`.
-/// `None` when the document cannot even be read as a tree (a syntax error).
-fn field_path_at(text: &str, at: Location) -> Option<String> {
-    let mut options = yaml_options();
-    // Let a duplicate key through so the fields around it still get paths.
-    options.duplicate_keys = DuplicateKeyPolicy::FirstWins;
-    let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options).ok()?;
-    let mut starts = Vec::new();
-    root.value.collect_starts(&root.referenced, String::new(), &mut starts);
-    let target = (at.line(), at.column());
-    starts.into_iter().filter(|(start, _)| *start <= target).max_by_key(|(start, _)| *start).map(|(_, path)| path)
-}
-
-/// The shape of a YAML document, with positions, and nothing else.
-enum Node {
-    Map(Vec<(Spanned<Key>, Spanned<Node>)>),
-    Seq(Vec<Spanned<Node>>),
-    Scalar,
-}
-
-/// A mapping key as text, whatever scalar type it was written as.
-struct Key(String);
-
-impl Node {
-    /// Appends `((line, column), path)` for this node and every key and value under it.
-    fn collect_starts(&self, at: &Location, path: String, out: &mut Vec<((u64, u64), String)>) {
-        out.push(((at.line(), at.column()), path.clone()));
-        match self {
-            Node::Map(entries) => {
-                for (key, value) in entries {
-                    let child = join(&path, &key.value.0);
-                    out.push(((key.referenced.line(), key.referenced.column()), child.clone()));
-                    value.value.collect_starts(&value.referenced, child, out);
-                }
-            }
-            Node::Seq(items) => {
-                for (index, item) in items.iter().enumerate() {
-                    item.value.collect_starts(&item.referenced, format!("{path}[{index}]"), out);
-                }
-            }
-            Node::Scalar => {}
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NodeVisitor;
-        impl<'de> Visitor<'de> for NodeVisitor {
-            type Value = Node;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any YAML node")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Node, D::Error> {
-                Node::deserialize(inner)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Node::Seq(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Node::Map(entries))
-            }
-        }
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_bool<E: de::Error>(self, key: bool) -> Result<Key, E> {
-                Ok(Key(key.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, key: i64) -> Result<Key, E> {
-                Ok(Key(key.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, key: u64) -> Result<Key, E> {
-                Ok(Key(key.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, key: f64) -> Result<Key, E> {
-                Ok(Key(key.to_string()))
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(Key(key.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Key, E> {
-                Ok(Key("null".into()))
-            }
-        }
-        deserializer.deserialize_any(KeyVisitor)
     }
 }

@@ -8,8 +8,10 @@
 //! keeps source positions; `load` resolves defaults, parses selectors and durations, and reports
 //! *every* problem with file, line, column and field path before anything runs.
 
+pub(crate) mod check;
 mod load;
 mod raw;
+mod source;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +20,9 @@ use std::time::Duration;
 
 use crate::selector::Selector;
 
-pub use load::{SpecError, SpecErrors, load_path, load_paths, parse_spec};
+pub use check::{SpecError, SpecErrors};
+pub(crate) use load::{SourceRule, load_specs};
+pub use load::{load_path, load_paths, parse_spec};
 
 /// One service's spec file, validated.
 #[derive(Debug, Clone, PartialEq)]

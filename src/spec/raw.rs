@@ -29,12 +29,23 @@
 //! policy:                          # optional; defaults 0% / 10%
 //!   freeze_below: 0%               # `N%` or a bare number meaning percent
 //!   unfreeze_above: 10%
+//! source:                          # optional here; the daemon requires it
+//!   scrape:                        # exactly one of scrape / prometheus
+//!     targets: ["http://127.0.0.1:8080/metrics"]
+//!     interval: 15s                # scrape: 15s, prometheus: 30s by default
+//!     timeout: 5s                  # default min(10s, interval)
+//!     headers: { X-Scope-OrgID: tenant-a }
+//!     headers_env: { X-Api-Key: API_KEY }   # header name -> env var holding the value
+//!     bearer_token_env: TOKEN      # or bearer_token_file: /path
+//!     max_body_size: 16MiB         # B KiB MiB GiB
+//!     tls: { ca_file: /etc/ssl/ca.pem, insecure_skip_verify: false }
+//!   # prometheus: { url: http://prometheus:9090, ...same options, no targets }
 //! ```
 
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 /// One spec file: one service.
@@ -45,6 +56,7 @@ pub(super) struct RawService {
     pub owner: Option<Spanned<String>>,
     pub slos: Option<Spanned<Vec<Spanned<RawSlo>>>>,
     pub policy: Option<Spanned<RawPolicy>>,
+    pub source: Option<Spanned<RawSource>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +110,105 @@ pub(super) struct RawPolicy {
     pub unfreeze_above: Option<Spanned<RawPercent>>,
 }
 
+/// Both source kinds in one struct, so "both or neither" is a validation error with a position,
+/// as for `sli`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub scrape: Option<Spanned<RawScrape>>,
+    pub prometheus: Option<Spanned<RawPrometheus>>,
+}
+
+// `RawScrape` and `RawPrometheus` repeat the shared keys instead of `#[serde(flatten)]`ing a
+// common struct: flatten buffers its input as `untagged` does, losing positions, and serde does
+// not support it together with `deny_unknown_fields`. `RawEndpoint` gives `load` one view of both.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScrape {
+    pub targets: Option<Spanned<Vec<Spanned<String>>>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub headers: Option<Spanned<RawPairs>>,
+    pub headers_env: Option<Spanned<RawPairs>>,
+    pub bearer_token_env: Option<Spanned<String>>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub max_body_size: Option<Spanned<String>>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrometheus {
+    pub url: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub headers: Option<Spanned<RawPairs>>,
+    pub headers_env: Option<Spanned<RawPairs>>,
+    pub bearer_token_env: Option<Spanned<String>>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub max_body_size: Option<Spanned<String>>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// The keys both source kinds share, borrowed from either.
+pub(super) struct RawEndpoint<'r> {
+    pub interval: &'r Option<Spanned<String>>,
+    pub timeout: &'r Option<Spanned<String>>,
+    pub headers: &'r Option<Spanned<RawPairs>>,
+    pub headers_env: &'r Option<Spanned<RawPairs>>,
+    pub bearer_token_env: &'r Option<Spanned<String>>,
+    pub bearer_token_file: &'r Option<Spanned<String>>,
+    pub max_body_size: &'r Option<Spanned<String>>,
+    pub tls: &'r Option<Spanned<RawTls>>,
+}
+
+impl RawScrape {
+    pub fn endpoint(&self) -> RawEndpoint<'_> {
+        let RawScrape {
+            targets: _,
+            interval,
+            timeout,
+            headers,
+            headers_env,
+            bearer_token_env,
+            bearer_token_file,
+            max_body_size,
+            tls,
+        } = self;
+        RawEndpoint { interval, timeout, headers, headers_env, bearer_token_env, bearer_token_file, max_body_size, tls }
+    }
+}
+
+impl RawPrometheus {
+    pub fn endpoint(&self) -> RawEndpoint<'_> {
+        let RawPrometheus {
+            url: _,
+            interval,
+            timeout,
+            headers,
+            headers_env,
+            bearer_token_env,
+            bearer_token_file,
+            max_body_size,
+            tls,
+        } = self;
+        RawEndpoint { interval, timeout, headers, headers_env, bearer_token_env, bearer_token_file, max_body_size, tls }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub ca_file: Option<Spanned<String>>,
+    pub insecure_skip_verify: Option<Spanned<bool>>,
+}
+
+/// A mapping of names to values in file order, with both positions: header names to values (or
+/// to environment variable names). A `HashMap` would lose the order and the key positions.
+#[derive(Debug)]
+pub(super) struct RawPairs(pub Vec<(Spanned<String>, Spanned<String>)>);
+
 /// A percentage as written: `10%` or `'10'` arrive as text, a bare `10` or `2.5` as a number.
 #[derive(Debug)]
 pub(super) enum RawPercent {
@@ -129,6 +240,26 @@ impl<'de> Deserialize<'de> for RawTier {
             }
         }
         deserializer.deserialize_any(TierVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPairs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> Visitor<'de> for PairsVisitor {
+            type Value = RawPairs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of header names to strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(RawPairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(PairsVisitor)
     }
 }
 

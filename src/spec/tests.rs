@@ -2,14 +2,23 @@
 //! [`errors_of`] and compares the exact `line:column: field: message` lines, so a wrong position
 //! fails as surely as a wrong message.
 
+use std::env::VarError;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::load::parse_spec_with_env;
 use super::*;
 
-/// Every error `parse_spec` reports for `yaml`, without the file name prefix.
+/// Every error `parse_spec` reports for `yaml`, without the file name prefix, in an empty
+/// environment.
 fn errors_of(yaml: &str) -> Vec<String> {
-    match parse_spec(Path::new("t.yaml"), yaml) {
+    errors_in_env(yaml, &[])
+}
+
+/// [`errors_of`] with `env` as the whole environment.
+fn errors_in_env(yaml: &str, env: &[(&str, &str)]) -> Vec<String> {
+    match parse_in_env(yaml, env) {
         Ok(_) => Vec::new(),
         Err(SpecErrors(errors)) => {
             errors.iter().map(|e| e.to_string().strip_prefix("t.yaml:").expect("file prefix").to_string()).collect()
@@ -17,8 +26,15 @@ fn errors_of(yaml: &str) -> Vec<String> {
     }
 }
 
+fn parse_in_env(yaml: &str, env: &[(&str, &str)]) -> Result<ServiceSpec, SpecErrors> {
+    let lookup = |name: &str| {
+        env.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string()).ok_or(VarError::NotPresent)
+    };
+    parse_spec_with_env(Path::new("t.yaml"), yaml, &lookup)
+}
+
 fn parse(yaml: &str) -> ServiceSpec {
-    parse_spec(Path::new("t.yaml"), yaml).unwrap_or_else(|e| panic!("{:#?}", e.0))
+    parse_in_env(yaml, &[]).unwrap_or_else(|e| panic!("{:#?}", e.0))
 }
 
 /// A valid spec; tests below vary one thing at a time. Line numbers matter: `objective` is on
@@ -115,7 +131,8 @@ fn unknown_field() {
     );
     assert_eq!(
         errors_of(&format!("{VALID}notify: slack\n")),
-        ["10:1: notify: unknown field `notify`, expected one of service, owner, slos, policy"]
+        ["10:1: notify: unknown field `notify`, expected one of service, owner, slos, policy, \
+          source"]
     );
 }
 
@@ -464,4 +481,291 @@ fn shipped_example_specs_load() {
     let specs = load_path(&dir).unwrap_or_else(|e| panic!("{:#?}", e.0));
     assert!(specs.len() >= 2);
     assert!(specs.iter().any(|s| s.slos.iter().any(|slo| slo.tiers != default_tiers())));
+}
+
+// `source:`. `with_source` appends a `source:` section to `VALID`: `source:` is line 10, so
+// `body`'s first line is line 11.
+
+fn with_source(body: &str) -> String {
+    format!("{VALID}source:\n{body}")
+}
+
+/// A one-target scrape source with `extra` lines (indented by 4) after `targets` (line 12).
+fn scrape_with(extra: &str) -> String {
+    with_source(&format!("  scrape:\n    targets: ['http://127.0.0.1:8080/metrics']\n{extra}"))
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn no_source_is_none() {
+    assert_eq!(parse(VALID).source, None);
+}
+
+#[test]
+fn scrape_source_with_every_option() {
+    let dir = spec_dir(&[("token", "s3cret-token\n"), ("ca.pem", "-----BEGIN CERTIFICATE-----\n")]);
+    let yaml = scrape_with(&format!(
+        "    interval: 30s\n    headers: {{ X-Scope-OrgID: tenant-a }}\n    headers_env: {{ X-Api-Key: API_KEY }}\n    \
+         bearer_token_file: {}\n    max_body_size: 2MiB\n    tls: {{ ca_file: {}, insecure_skip_verify: true }}\n",
+        dir.path().join("token").display(),
+        dir.path().join("ca.pem").display(),
+    ));
+    let spec = parse_in_env(&yaml, &[("API_KEY", "k3y-value")]).unwrap_or_else(|e| panic!("{:#?}", e.0));
+    let Some(Source::Scrape(scrape)) = &spec.source else { panic!("scrape source") };
+    assert_eq!(scrape.targets, ["http://127.0.0.1:8080/metrics"]);
+    assert_eq!((scrape.interval, scrape.timeout), (secs(30), secs(10)));
+    let http = &scrape.http;
+    let headers: Vec<(&str, &str)> = http.headers.iter().map(|(name, value)| (name.as_str(), value.expose())).collect();
+    assert_eq!(headers, [("X-Scope-OrgID", "tenant-a"), ("X-Api-Key", "k3y-value")]);
+    assert_eq!(http.bearer_token.as_ref().map(Secret::expose), Some("s3cret-token"));
+    assert_eq!(http.max_body_bytes, 2 << 20);
+    assert_eq!(http.ca_file.as_deref(), Some(dir.path().join("ca.pem").as_path()));
+    assert!(http.insecure_skip_verify);
+    let shown = format!("{spec:?}");
+    assert!(!shown.contains("s3cret") && !shown.contains("k3y"), "secret in Debug output: {shown}");
+}
+
+#[test]
+fn source_defaults() {
+    let Some(Source::Scrape(scrape)) = parse(&scrape_with("")).source else { panic!("scrape source") };
+    assert_eq!((scrape.interval, scrape.timeout), (secs(15), secs(10)));
+    let defaults = HttpOptions {
+        headers: Vec::new(),
+        bearer_token: None,
+        max_body_bytes: 16 << 20,
+        ca_file: None,
+        insecure_skip_verify: false,
+    };
+    assert_eq!(scrape.http, defaults);
+    // The default timeout never exceeds the interval.
+    let Some(Source::Scrape(scrape)) = parse(&scrape_with("    interval: 5s\n")).source else { panic!("scrape") };
+    assert_eq!((scrape.interval, scrape.timeout), (secs(5), secs(5)));
+
+    let prometheus = parse(&with_source("  prometheus:\n    url: http://prometheus:9090/mimir/\n")).source;
+    let Some(Source::Prometheus(prometheus)) = prometheus else { panic!("prometheus source") };
+    assert_eq!(prometheus.url, "http://prometheus:9090/mimir");
+    assert_eq!((prometheus.interval, prometheus.timeout), (secs(30), secs(10)));
+    assert_eq!(prometheus.http, HttpOptions { max_body_bytes: 64 << 20, ..defaults });
+}
+
+#[test]
+fn source_kind_both_or_neither() {
+    assert_eq!(
+        errors_of(&with_source("  scrape: { targets: ['http://a/metrics'] }\n  prometheus: { url: 'http://p' }\n")),
+        ["11:3: source: give either `scrape` or `prometheus`, not both"]
+    );
+    assert_eq!(
+        errors_of(&format!("{VALID}source: {{}}\n")),
+        ["10:9: source: missing `scrape` or `prometheus` (one of them)"]
+    );
+    assert_eq!(
+        errors_of(&scrape_with("    url: http://p\n")),
+        ["13:5: source.scrape.url: unknown field `url`, expected one of targets, interval, timeout, headers, \
+          headers_env, bearer_token_env, bearer_token_file, max_body_size, tls"]
+    );
+}
+
+#[test]
+fn missing_or_empty_targets_and_url() {
+    assert_eq!(
+        errors_of(&with_source("  scrape:\n    interval: 5s\n")),
+        ["12:5: source.scrape.targets: missing required field"]
+    );
+    assert_eq!(
+        errors_of(&with_source("  scrape:\n    targets: []\n")),
+        ["12:14: source.scrape.targets: must list at least one target URL"]
+    );
+    assert_eq!(
+        errors_of(&with_source("  prometheus:\n    interval: 1m\n")),
+        ["12:5: source.prometheus.url: missing required field"]
+    );
+}
+
+#[test]
+fn bad_target_urls() {
+    let targets = |list: &str| errors_of(&with_source(&format!("  scrape:\n    targets:\n{list}")));
+    assert_eq!(
+        targets("      - /metrics\n"),
+        ["13:9: source.scrape.targets[0]: invalid URL: relative URL without a base"]
+    );
+    assert_eq!(
+        targets("      - localhost:9100/metrics\n"),
+        ["13:9: source.scrape.targets[0]: must be an http:// or https:// URL; got scheme `localhost`"]
+    );
+    assert_eq!(
+        targets("      - http://a/metrics\n      - https://scraper:hunter2@b/metrics\n"),
+        ["14:9: source.scrape.targets[1]: must not contain credentials: use headers_env, bearer_token_env or \
+          bearer_token_file"]
+    );
+    assert_eq!(
+        targets("      - http://a:80/metrics\n      - http://b/metrics\n      - HTTP://A/metrics\n"),
+        ["15:9: source.scrape.targets[2]: duplicate target `HTTP://A/metrics`: already listed at line 13"]
+    );
+}
+
+#[test]
+fn bad_prometheus_urls() {
+    let url = |url: &str| errors_of(&with_source(&format!("  prometheus:\n    url: {url}\n")));
+    let api_path = "12:10: source.prometheus.url: give the base URL without `/api/v1` (e.g. \
+                    http://prometheus:9090): sloguard appends the API path itself";
+    assert_eq!(url("http://prometheus:9090/api/v1"), [api_path]);
+    assert_eq!(url("http://prometheus:9090/api/v1/"), [api_path]);
+    assert_eq!(
+        url("'http://prometheus:9090/?tenant=a'"),
+        ["12:10: source.prometheus.url: must not have a query or fragment: give the API's base URL"]
+    );
+    assert_eq!(
+        url("ftp://prometheus"),
+        ["12:10: source.prometheus.url: must be an http:// or https:// URL; got scheme `ftp`"]
+    );
+}
+
+#[test]
+fn bad_interval_and_timeout() {
+    assert_eq!(
+        errors_of(&scrape_with("    interval: 500ms\n")),
+        ["13:15: source.scrape.interval: must be at least 1s; got 500ms"]
+    );
+    assert_eq!(
+        errors_of(&scrape_with("    interval: 5\n    timeout: 2x\n")),
+        [
+            "13:15: source.scrape.interval: invalid duration \"5\": missing unit after the number (units: ms s m h \
+             d w y)",
+            "14:14: source.scrape.timeout: invalid duration \"2x\": unknown unit \"x\" (units: ms s m h d w y)",
+        ]
+    );
+    assert_eq!(
+        errors_of(&scrape_with("    interval: 5s\n    timeout: 6s\n")),
+        ["14:14: source.scrape.timeout: timeout (6s) must not exceed the interval (5s)"]
+    );
+    assert_eq!(
+        errors_of(&with_source("  prometheus:\n    url: http://p:9090\n    timeout: 45s\n")),
+        ["13:14: source.prometheus.timeout: timeout (45s) must not exceed the interval (30s)"]
+    );
+}
+
+#[test]
+fn bad_headers() {
+    assert_eq!(
+        errors_of(&scrape_with("    headers: { 'X Bad': a }\n")),
+        ["13:16: source.scrape.headers.X Bad: invalid HTTP header name `X Bad`"]
+    );
+    assert_eq!(
+        errors_of(&scrape_with("    headers:\n      X-Tenant: \"line\\nbreak\"\n")),
+        ["14:17: source.scrape.headers.X-Tenant: the value contains characters not allowed in an HTTP header"]
+    );
+    assert_eq!(
+        errors_in_env(&scrape_with("    headers: { X-Key: a }\n    headers_env: { x-key: KEY }\n"), &[("KEY", "b")]),
+        ["14:20: source.scrape.headers_env.x-key: header `x-key` is already set at line 13"]
+    );
+    assert_eq!(
+        errors_in_env(
+            &scrape_with("    headers: { Authorization: 'Basic x' }\n    bearer_token_env: TOKEN\n"),
+            &[("TOKEN", "t")]
+        ),
+        ["13:16: source.scrape.headers.Authorization: conflicts with the bearer token, which is sent as the \
+          Authorization header"]
+    );
+}
+
+#[test]
+fn env_secret_errors_name_the_variable_never_the_value() {
+    let yaml = scrape_with("    headers_env: { X-Api-Key: API_KEY }\n    bearer_token_env: TARGET_TOKEN\n");
+    assert_eq!(
+        errors_of(&yaml),
+        [
+            "13:31: source.scrape.headers_env.X-Api-Key: environment variable API_KEY is not set",
+            "14:23: source.scrape.bearer_token_env: environment variable TARGET_TOKEN is not set",
+        ]
+    );
+    assert_eq!(
+        errors_in_env(&yaml, &[("API_KEY", ""), ("TARGET_TOKEN", "s3cret\nvalue")]),
+        [
+            "13:31: source.scrape.headers_env.X-Api-Key: environment variable API_KEY is empty",
+            "14:23: source.scrape.bearer_token_env: environment variable TARGET_TOKEN contains characters not \
+             allowed in an HTTP header",
+        ]
+    );
+    let not_unicode = |_: &str| Err(VarError::NotUnicode(OsString::from("s3cret")));
+    let Err(SpecErrors(errors)) = parse_spec_with_env(Path::new("t.yaml"), &yaml, &not_unicode) else {
+        panic!("must fail")
+    };
+    assert_eq!(
+        errors[1].to_string(),
+        "t.yaml:14:23: source.scrape.bearer_token_env: environment variable TARGET_TOKEN is not valid UTF-8"
+    );
+    assert!(errors.iter().all(|e| !e.to_string().contains("s3cret")));
+}
+
+#[test]
+fn bearer_token_file_errors() {
+    let dir = spec_dir(&[("empty", "\n"), ("token", "t")]);
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let token_file = |name: &str| errors_of(&scrape_with(&format!("    bearer_token_file: {}\n", file(name))));
+    assert_eq!(
+        token_file("missing"),
+        [format!(
+            "13:24: source.scrape.bearer_token_file: cannot read token file {}: No such file or directory (os error 2)",
+            file("missing")
+        )]
+    );
+    assert_eq!(
+        token_file("empty"),
+        [format!("13:24: source.scrape.bearer_token_file: token file {} is empty", file("empty"))]
+    );
+    assert_eq!(
+        errors_in_env(
+            &scrape_with(&format!("    bearer_token_env: T\n    bearer_token_file: {}\n", file("token"))),
+            &[("T", "t")]
+        ),
+        ["14:24: source.scrape.bearer_token_file: give either `bearer_token_env` or `bearer_token_file`, not both"]
+    );
+}
+
+#[test]
+fn relative_token_file_is_relative_to_the_spec() {
+    let dir = spec_dir(&[("token", "t\r\n")]);
+    let spec_path = dir.path().join("s.yaml");
+    std::fs::write(&spec_path, scrape_with("    bearer_token_file: token\n")).expect("write spec");
+    let specs = load_path(&spec_path).unwrap_or_else(|e| panic!("{:#?}", e.0));
+    let Some(Source::Scrape(scrape)) = &specs[0].source else { panic!("scrape source") };
+    assert_eq!(scrape.http.bearer_token.as_ref().map(Secret::expose), Some("t"));
+}
+
+#[test]
+fn bad_max_body_size() {
+    let size = |size: &str| errors_of(&scrape_with(&format!("    max_body_size: {size}\n")));
+    let field = "13:20: source.scrape.max_body_size";
+    assert_eq!(size("16MB"), [format!("{field}: invalid size \"16MB\": unknown unit \"MB\" (units: B KiB MiB GiB)")]);
+    assert_eq!(
+        size("16"),
+        [format!("{field}: invalid size \"16\": missing unit after the number (units: B KiB MiB GiB)")]
+    );
+    assert_eq!(
+        size("MiB"),
+        [format!("{field}: invalid size \"MiB\": expected a whole number followed by a unit, e.g. 16MiB")]
+    );
+    assert_eq!(size("0GiB"), [format!("{field}: invalid size \"0GiB\": must be greater than zero")]);
+    assert_eq!(size("99999999999GiB"), [format!("{field}: invalid size \"99999999999GiB\": too large")]);
+    assert_eq!(size("512B"), Vec::<String>::new());
+}
+
+#[test]
+fn bad_ca_file() {
+    let dir = spec_dir(&[]);
+    let missing = dir.path().join("missing.pem");
+    assert_eq!(
+        errors_of(&scrape_with(&format!("    tls:\n      ca_file: {}\n", missing.display()))),
+        [format!(
+            "14:16: source.scrape.tls.ca_file: cannot read CA file {}: No such file or directory (os error 2)",
+            missing.display()
+        )]
+    );
+    assert_eq!(
+        errors_of(&scrape_with(&format!("    tls: {{ ca_file: {} }}\n", dir.path().display()))),
+        [format!("13:21: source.scrape.tls.ca_file: CA file {} is not a file", dir.path().display())]
+    );
 }
