@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sloguard::clock::Millis;
 use sloguard::demo::{self, DemoOptions};
 use sloguard::prometheus::{ApiErrorType, PromClient, PromConfig, PromError, SeriesPoints};
+use sloguard::spec::HttpOptions;
 
 use crate::support::prometheus::{PrometheusServer, SCRAPE_INTERVAL};
 use crate::support::{closed_addr, init, wait_until};
@@ -20,6 +21,9 @@ const FIRST_DATA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-request timeout for the client under test; local queries take milliseconds.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Response cap for the client under test: far above what these short ranges return.
+const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+
 fn wall_now() -> Millis {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
     Millis::try_from(since_epoch.as_millis()).expect("now fits in i64 ms")
@@ -29,8 +33,13 @@ fn client(url: &str) -> PromClient {
     PromClient::new(PromConfig {
         url: url.to_string(),
         timeout: QUERY_TIMEOUT,
-        bearer_token: None,
-        headers: Vec::new(),
+        http: HttpOptions {
+            headers: Vec::new(),
+            bearer_token: None,
+            max_body_bytes: MAX_BODY_BYTES,
+            ca_file: None,
+            insecure_skip_verify: false,
+        },
     })
     .expect("valid client config")
 }

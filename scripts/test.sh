@@ -31,7 +31,8 @@ apt_install() {
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
-# A real Prometheus for the query-API tests (integration/support/prometheus.rs).
+# A real Prometheus for the query-API tests (integration/support/prometheus.rs); the package
+# also ships promtool, which checks alerts/sloguard.rules.yml (integration/promtool.rs).
 if command -v prometheus >/dev/null 2>&1 || dpkg -s prometheus >/dev/null 2>&1; then
     step "prometheus present: $(prometheus --version 2>&1 | head -n 1)"
 else

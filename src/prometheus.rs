@@ -9,11 +9,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::clock::{Millis, duration_millis};
+use crate::http;
+use crate::spec::HttpOptions;
 
 /// Most points per series one range request asks for. Prometheus refuses a range query with more
 /// than 11,000 steps ("exceeded maximum resolution of 11,000 points per timeseries") and Thanos
@@ -21,25 +23,16 @@ use crate::clock::{Millis, duration_millis};
 /// four requests instead of one rejected one.
 pub const MAX_POINTS_PER_QUERY: u32 = 11_000;
 
-/// Largest response body read, counted after gzip decoding. A 30-day range over a few hundred
-/// series is a few MiB of JSON; 64 MiB means a selector matched far more series than an SLI
-/// should, and stopping protects the daemon's memory. Counting decoded bytes also bounds a gzip
-/// body that inflates far beyond its transfer size.
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-
 /// How much of a non-2xx body is read: enough to find Prometheus' JSON error document or a
 /// proxy's error page, without downloading a large page we will only quote.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 
 /// How much of an unexpected body `PromError::Status` keeps: enough to recognise a proxy's HTML
 /// error page, short enough for one log line.
 const BODY_EXCERPT_BYTES: usize = 512;
 
-/// Sent as `User-Agent` so server operators can tell sloguard's queries apart in their logs.
-const USER_AGENT: &str = concat!("sloguard/", env!("CARGO_PKG_VERSION"));
-
 /// How to reach one query API. Secrets (the token, header values) never appear in `Debug`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PromConfig {
     /// Base URL without `/api/v1`, e.g. `http://prometheus:9090`, `http://mimir:8080/prometheus`.
     /// Credentials in the URL are rejected: URLs end up in logs, so use `bearer_token`/`headers`.
@@ -47,23 +40,11 @@ pub struct PromConfig {
     /// Whole-request timeout (connect, query, body). Also sent as the query's `timeout`
     /// parameter, so the server stops evaluating a query the client has given up on.
     pub timeout: Duration,
-    /// Sent as `Authorization: Bearer <token>`.
-    pub bearer_token: Option<String>,
-    /// Extra headers on every request, e.g. `X-Scope-OrgID` for a Mimir tenant or
-    /// `Authorization: Basic ...`; values are treated as secrets.
-    pub headers: Vec<(String, String)>,
-}
-
-impl fmt::Debug for PromConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
-        f.debug_struct("PromConfig")
-            .field("url", &self.url)
-            .field("timeout", &self.timeout)
-            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<redacted>"))
-            .field("header_names", &header_names)
-            .finish()
-    }
+    /// Credentials (`bearer_token`, `headers` such as `X-Scope-OrgID` for a Mimir tenant), TLS
+    /// trust, and `max_body_bytes`, the largest answer read: counted after gzip decoding, it is
+    /// what a selector matching far more series than an SLI should would exceed. A 30-day range
+    /// over a few hundred series is a few MiB of JSON.
+    pub http: HttpOptions,
 }
 
 /// One series returned by the API: its labels (including `__name__`, sorted by name) and its
@@ -128,7 +109,7 @@ impl fmt::Display for ApiErrorType {
 #[derive(Debug, thiserror::Error)]
 pub enum PromError {
     /// `PromClient::new` was given an unusable config: bad URL, credentials in the URL, invalid
-    /// header, zero timeout, or no rustls crypto provider installed.
+    /// header, zero timeout, unreadable `ca_file`, or no rustls crypto provider installed.
     #[error("invalid Prometheus source config: {0}")]
     Config(String),
     /// The caller asked for something no server can answer: a zero step, `end` before `start`,
@@ -146,9 +127,9 @@ pub enum PromError {
     /// The server answered `{"status":"error"}`: a bad selector, a query timeout, and so on.
     #[error("query API rejected the query ({error_type}): {error}")]
     Api { error_type: ApiErrorType, error: String },
-    /// The body exceeded `MAX_RESPONSE_BYTES`: the selector matches too many series.
+    /// The body exceeded `http.max_body_bytes`: the selector matches too many series.
     #[error("query response exceeds {limit_bytes} bytes; narrow the selector")]
-    TooLarge { limit_bytes: usize },
+    TooLarge { limit_bytes: u64 },
     /// A 2xx body that is not the JSON shape the query API documents.
     #[error("cannot decode query response: {0}")]
     Decode(String),
@@ -180,11 +161,16 @@ pub struct PromClient {
     /// Base URL ending in `/`, so joining `api/v1/...` keeps a path prefix such as Mimir's.
     base: reqwest::Url,
     timeout: Duration,
+    max_body_bytes: u64,
 }
 
 impl fmt::Debug for PromClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PromClient").field("base", &self.base.as_str()).field("timeout", &self.timeout).finish()
+        f.debug_struct("PromClient")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
     }
 }
 
@@ -192,41 +178,10 @@ impl PromClient {
     /// Validates `cfg` and builds the HTTP client. Needs a process-level rustls crypto provider
     /// (`main` installs ring); without one this returns `Config` instead of panicking later.
     pub fn new(cfg: PromConfig) -> Result<Self, PromError> {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            return Err(PromError::Config(
-                "no rustls crypto provider installed; call \
-                 rustls::crypto::ring::default_provider().install_default() first"
-                    .to_string(),
-            ));
-        }
-        if cfg.timeout.is_zero() {
-            return Err(PromError::Config("timeout must be greater than zero".to_string()));
-        }
         let base = parse_base_url(&cfg.url)?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &cfg.headers {
-            let header_name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| PromError::Config(format!("invalid header name {name:?}")))?;
-            // The value is not quoted in the error: it may be a credential.
-            let mut header_value = HeaderValue::from_str(value)
-                .map_err(|_| PromError::Config(format!("invalid value for header {name:?}")))?;
-            header_value.set_sensitive(true);
-            headers.append(header_name, header_value);
-        }
-        if let Some(token) = &cfg.bearer_token {
-            let mut header_value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| PromError::Config("bearer token is not a valid header value".into()))?;
-            header_value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, header_value);
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .default_headers(headers)
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .build()
-            .map_err(|err| PromError::Config(format!("cannot build HTTP client: {err}")))?;
-        Ok(PromClient { http, base, timeout: cfg.timeout })
+        let http =
+            http::client(&cfg.http, cfg.timeout, HeaderMap::new()).map_err(|err| PromError::Config(err.to_string()))?;
+        Ok(PromClient { http, base, timeout: cfg.timeout, max_body_bytes: cfg.http.max_body_bytes })
     }
 
     /// Raw values of `selector` at every `step` in `[start, end]` (`POST /api/v1/query_range`),
@@ -306,14 +261,14 @@ impl PromClient {
             .map_err(PromError::Http)?;
         let status = res.status();
         if status.is_success() {
-            let (body, complete) = read_body(res, MAX_RESPONSE_BYTES).await?;
-            if !complete {
-                return Err(PromError::TooLarge { limit_bytes: MAX_RESPONSE_BYTES });
+            let body = http::read_capped(res, self.max_body_bytes).await.map_err(PromError::Http)?;
+            if !body.complete {
+                return Err(PromError::TooLarge { limit_bytes: self.max_body_bytes });
             }
-            interpret(status.as_u16(), &body)
+            interpret(status.as_u16(), &body.bytes)
         } else {
-            let (body, _) = read_body(res, MAX_ERROR_BODY_BYTES).await?;
-            interpret(status.as_u16(), &body)
+            let body = http::read_capped(res, MAX_ERROR_BODY_BYTES).await.map_err(PromError::Http)?;
+            interpret(status.as_u16(), &body.bytes)
         }
     }
 }
@@ -338,21 +293,6 @@ fn parse_base_url(text: &str) -> Result<reqwest::Url, PromError> {
         url.set_path(&path);
     }
     Ok(url)
-}
-
-/// Reads at most `limit` bytes of the body with `chunk()` (reqwest has no size cap of its own).
-/// Returns the bytes and whether the body ended within the limit.
-async fn read_body(mut res: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), PromError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(PromError::Http)? {
-        if body.len() + chunk.len() > limit {
-            let room = limit - body.len();
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body, false));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, true))
 }
 
 /// Turns an HTTP status and body into the answer's `data`, or the most specific error: a

@@ -215,8 +215,13 @@ fn config_debug_hides_secrets() {
     let cfg = PromConfig {
         url: "http://prom:9090".to_string(),
         timeout: Duration::from_secs(5),
-        bearer_token: Some("tok-123".to_string()),
-        headers: vec![("Authorization".to_string(), "Basic c2VjcmV0".to_string())],
+        http: HttpOptions {
+            headers: vec![("Authorization".to_string(), crate::spec::Secret::new("Basic c2VjcmV0".to_string()))],
+            bearer_token: Some(crate::spec::Secret::new("tok-123".to_string())),
+            max_body_bytes: 1 << 20,
+            ca_file: None,
+            insecure_skip_verify: false,
+        },
     };
     let text = format!("{cfg:?}");
     assert!(!text.contains("tok-123") && !text.contains("c2VjcmV0"), "{text}");
