@@ -61,25 +61,21 @@ mod tests {
         assert_eq!(format_span(5 * MINUTE), "5m");
         assert_eq!(format_span(90 * MINUTE), "1h30m");
         assert_eq!(format_span(30 * DAY), "30d");
-        assert_eq!(format_span(14 * DAY), "2w");
+        assert_eq!(format_span(28 * DAY), "28d");
         assert_eq!(format_span(1_500), "1s500ms");
     }
 }
 
 /// Formats a span compactly in Prometheus units, largest first: `5m`, `1h30m`, `30d`, `90s`.
 pub fn format_span(span: Millis) -> String {
-    const UNITS: [(Millis, &str); 6] =
-        [(7 * DAY, "w"), (DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s"), (1, "ms")];
+    // No weeks: SLO windows are written in days (`28d`), and `4w` would not match the spec.
+    const UNITS: [(Millis, &str); 5] = [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s"), (1, "ms")];
     if span <= 0 {
         return "0s".to_string();
     }
     let mut rest = span;
     let mut out = String::new();
     for (unit, suffix) in UNITS {
-        // Weeks only when exact, so `30d` stays `30d` rather than `4w2d`.
-        if suffix == "w" && rest % unit != 0 {
-            continue;
-        }
         if rest >= unit {
             out.push_str(&format!("{}{suffix}", rest / unit));
             rest %= unit;

@@ -62,7 +62,7 @@ const INITIAL_UPTIME: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// Checkout latency histogram: `(le, cumulative share at baseline, during incident)`. The
 /// `+Inf` bucket (share 1) is implied. Latency degrades with the errors, as it usually does.
-const LATENCY_BUCKETS: [(&str, f64, f64); 3] = [("0.1", 0.80, 0.30), ("0.3", 0.97, 0.60), ("1", 0.995, 0.85)];
+const LATENCY_BUCKETS: [(&str, f64, f64); 3] = [("0.1", 0.85, 0.30), ("0.3", 0.996, 0.60), ("1", 0.999, 0.85)];
 
 /// Mean checkout latency in seconds `(baseline, incident)`, for `_sum`.
 const MEAN_LATENCY_SECONDS: (f64, f64) = (0.06, 0.45);

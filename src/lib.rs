@@ -4,13 +4,16 @@
 //! `ARCHITECTURE.md` for the module map, the data flow and the invariants.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod duration;
 pub mod engine;
 pub mod exposition;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod prometheus;
 pub mod replay;

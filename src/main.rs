@@ -40,6 +40,37 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run the daemon: scrape or query sources, evaluate, persist, serve the API.
+    Run {
+        /// Daemon config file (sloguard.yaml).
+        #[arg(long, env = "SLOGUARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Serve synthetic checkout/payments metrics with a scripted incident, for demos and tests.
+    DemoTarget {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+        /// Requests per second for checkout.
+        #[arg(long, default_value_t = sloguard::demo::DEFAULT_RATE)]
+        rate: f64,
+        /// Time from start until the checkout incident begins (e.g. 20s, 2m).
+        #[arg(long, default_value = "20s", value_parser = parse_span)]
+        incident_after: std::time::Duration,
+        /// How long the incident lasts; 0s disables it.
+        #[arg(long, default_value = "10m", value_parser = parse_span)]
+        incident_for: std::time::Duration,
+        /// Share of checkout requests failing with 5xx during the incident.
+        #[arg(long, default_value_t = sloguard::demo::DEFAULT_INCIDENT_ERROR_RATIO)]
+        incident_error_ratio: f64,
+    },
+}
+
+/// Durations on the command line use the spec's units, with `0s` allowed to disable things.
+fn parse_span(text: &str) -> Result<std::time::Duration, String> {
+    if matches!(text, "0" | "0s") {
+        return Ok(std::time::Duration::ZERO);
+    }
+    sloguard::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// A failure that maps to a specific exit code.
@@ -50,6 +81,9 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
+    // One TLS provider for reqwest, rustls and everything else (see ../shared/crates.md); a
+    // second one compiled in would make building the first TLS client panic.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -73,14 +107,79 @@ fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLOGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay { spec, series, summary } => replay_cmd(spec, series, summary),
         Command::Validate { paths } => Ok(validate_cmd(&paths)),
+        Command::Run { config } => run_cmd(config),
+        Command::DemoTarget { listen, rate, incident_after, incident_for, incident_error_ratio } => {
+            let options = sloguard::demo::DemoOptions { rate, incident_after, incident_for, incident_error_ratio };
+            demo_cmd(listen, options)
+        }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn run_cmd(config_path: PathBuf) -> anyhow::Result<ExitCode> {
+    // Everything is validated before a port is bound or the store is opened.
+    let (config, specs) = sloguard::config::load_daemon(&config_path).map_err(spec_failure)?;
+    tracing::info!("loaded {} service(s) from {}", specs.len(), config_path.display());
+    runtime()?.block_on(async move {
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(forward_sighup(reload_tx));
+        let reloader: sloguard::daemon::Reloader = Box::new(move || sloguard::config::load_daemon(&config_path));
+        let clock = std::sync::Arc::new(sloguard::clock::SystemClock);
+        sloguard::daemon::run(config, specs, clock, reloader, reload_rx, terminated()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
+
+/// Turns each SIGHUP into a reload request; a burst of them coalesces into one.
+async fn forward_sighup(reloads: tokio::sync::mpsc::Sender<()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reloads need a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading config and specs");
+        let _ = reloads.try_send(());
+    }
+}
+
+fn demo_cmd(listen: std::net::SocketAddr, options: sloguard::demo::DemoOptions) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let (listener, local) = sloguard::demo::bind(listen)
+            .await
+            .map_err(|e| Failure::Usage(format!("cannot listen on {listen}: {e}")))?;
+        tracing::info!(
+            "demo target on http://{local}/metrics; incident in {:?} for {:?}",
+            options.incident_after,
+            options.incident_for
+        );
+        sloguard::demo::serve(listener, options, terminated()).await.context("demo target")
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints every spec error, one per line, and turns them into a usage failure.

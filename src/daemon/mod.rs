@@ -218,7 +218,8 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
             let started = Instant::now();
             let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
             for selector in sources::spec_selectors(spec) {
-                let fetched = tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(&selector, start, now, BACKFILL_STEP));
+                let fetched =
+                    tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(&selector, start, now, BACKFILL_STEP));
                 match fetched.await {
                     Ok(Ok(series)) => {
                         for s in series {
@@ -228,7 +229,9 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
                         }
                     }
                     Ok(Err(e)) => warn!(service = %spec.service, %selector, "backfill failed: {e}"),
-                    Err(_) => warn!(service = %spec.service, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}"),
+                    Err(_) => {
+                        warn!(service = %spec.service, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}")
+                    }
                 }
             }
             points.sort_by_key(|&(at, _, _)| at);
@@ -401,7 +404,7 @@ impl Core {
         let now = self.clock.now();
         let events = self.engine.evaluate(now);
         for event in &events {
-            info!(event = event.name(), service = event.service(), at = %rfc3339(event.at), "state change");
+            info!("{}", describe(event));
         }
         let transitions = self.engine.transitions_for(&events);
         self.pending_events.extend(events);
@@ -452,7 +455,8 @@ impl Core {
 
     /// Swaps in new config and specs if they all validate; otherwise keeps the running set.
     async fn reload(&mut self, reloader: &Reloader) {
-        let stats = &self.shared.stats;
+        let shared = self.shared.clone();
+        let stats = &shared.stats;
         stats.last_reload.store(self.clock.now(), Ordering::Relaxed);
         let (config, specs) = match reloader() {
             Ok(loaded) => loaded,
@@ -487,6 +491,32 @@ impl Core {
         stats.config_reload_success.store(true, Ordering::Relaxed);
         info!("reloaded: {} service(s), {} source(s)", self.specs.len(), self.plans.len());
         self.evaluate().await;
+    }
+}
+
+/// One log line per state change, readable without the JSON.
+fn describe(event: &Event) -> String {
+    use crate::engine::EventKind;
+    match &event.kind {
+        EventKind::AlertFiring(a) | EventKind::AlertResolved(a) => format!(
+            "{} {} {}: burn {} over {} / {} over {} (factor {}), budget left {}",
+            a.slo,
+            a.severity,
+            event.name(),
+            a.condition.long_burn.map_or("-".into(), |b| format!("{b:.1}x")),
+            a.condition.long,
+            a.condition.short_burn.map_or("-".into(), |b| format!("{b:.1}x")),
+            a.condition.short,
+            a.condition.factor,
+            crate::policy::percent(a.budget_remaining),
+        ),
+        EventKind::Freeze(f) => {
+            let by: Vec<&str> = f.frozen_by.iter().map(|b| b.slo.as_str()).collect();
+            format!("{} freeze: budget exhausted by {}", f.service, by.join(", "))
+        }
+        EventKind::Unfreeze(f) => {
+            format!("{} unfreeze: every SLO above {}", f.service, crate::policy::percent(Some(f.unfreeze_above)))
+        }
     }
 }
 

@@ -43,7 +43,9 @@ pub(super) struct SourcePlan {
 pub(super) enum PlanKind {
     Scrape,
     /// The selectors to query on this server, from every SLO that reads from it.
-    Prometheus { selectors: Vec<String> },
+    Prometheus {
+        selectors: Vec<String>,
+    },
 }
 
 impl PlanKind {
@@ -114,12 +116,7 @@ pub(super) fn spec_selectors(spec: &ServiceSpec) -> Vec<String> {
 }
 
 pub(super) fn prom_client(plan: &SourcePlan) -> Result<PromClient, PromError> {
-    PromClient::new(PromConfig {
-        url: plan.url.clone(),
-        timeout: plan.timeout,
-        bearer_token: plan.http.bearer_token.as_ref().map(|s| s.expose().to_string()),
-        headers: plan.http.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect(),
-    })
+    PromClient::new(PromConfig { url: plan.url.clone(), timeout: plan.timeout, http: plan.http.clone() })
 }
 
 /// Starts one polling task per plan. A plan whose client cannot be built (bad TLS file, say)
@@ -137,7 +134,8 @@ pub(super) fn spawn_all(
             let poller = Poller::new(plan);
             let (plan, clock, tx) = (plan.clone(), clock.clone(), tx.clone());
             tokio::spawn(async move {
-                let mut ticker = tokio::time::interval_at(Instant::now() + spread(&plan.url, plan.interval), plan.interval);
+                let mut ticker =
+                    tokio::time::interval_at(Instant::now() + spread(&plan.url, plan.interval), plan.interval);
                 ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 loop {
                     ticker.tick().await;
@@ -172,7 +170,7 @@ impl Poller {
     async fn poll(&self, plan: &SourcePlan) -> Result<Payload, String> {
         match (self, &plan.kind) {
             (Poller::Scrape(scraper), _) => {
-                scraper.scrape(&plan.url).await.map(|body| Payload::Exposition(body.to_vec())).map_err(|e| e.to_string())
+                scraper.scrape(&plan.url).await.map(Payload::Exposition).map_err(|e| e.to_string())
             }
             (Poller::Prometheus(client), PlanKind::Prometheus { selectors }) => {
                 let mut all = Vec::new();
