@@ -49,13 +49,14 @@ fn problem(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, Json(json!({"error": error, "reason": reason.into()}))).into_response()
 }
 
-/// The snapshot, or 503 before the first evaluation (state still restoring).
-fn ready_snapshot(shared: &Shared) -> Result<Arc<Snapshot>, Response> {
-    if shared.is_ready() || shared.snapshot().at > 0 {
-        Ok(shared.snapshot())
-    } else {
-        Err(problem(StatusCode::SERVICE_UNAVAILABLE, "sloguard is starting: state not restored yet"))
-    }
+/// The snapshot, or `None` before the first evaluation (state still restoring).
+fn ready_snapshot(shared: &Shared) -> Option<Arc<Snapshot>> {
+    let snapshot = shared.snapshot();
+    (shared.is_ready() || snapshot.at > 0).then_some(snapshot)
+}
+
+fn starting() -> Response {
+    problem(StatusCode::SERVICE_UNAVAILABLE, "sloguard is starting: state not restored yet")
 }
 
 fn unknown_service(name: &str) -> Response {
@@ -63,10 +64,7 @@ fn unknown_service(name: &str) -> Response {
 }
 
 async fn services(State(shared): State<Arc<Shared>>) -> Response {
-    let snapshot = match ready_snapshot(&shared) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let Some(snapshot) = ready_snapshot(&shared) else { return starting() };
     let list: Vec<_> = snapshot
         .services
         .iter()
@@ -85,10 +83,7 @@ async fn services(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn service(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let snapshot = match ready_snapshot(&shared) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let Some(snapshot) = ready_snapshot(&shared) else { return starting() };
     let Some(status) = snapshot.service(&name) else { return unknown_service(&name) };
     let sources: Vec<_> = snapshot.sources_of(status).collect();
     let mut body = serde_json::to_value(status).expect("status serializes");
@@ -98,10 +93,7 @@ async fn service(State(shared): State<Arc<Shared>>, Path(name): Path<String>) ->
 }
 
 async fn gate(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let snapshot = match ready_snapshot(&shared) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let Some(snapshot) = ready_snapshot(&shared) else { return starting() };
     let Some(status) = snapshot.service(&name) else { return unknown_service(&name) };
     Json(policy::decide(&snapshot, status)).into_response()
 }

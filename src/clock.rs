@@ -46,6 +46,24 @@ pub fn duration_millis(d: std::time::Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
+/// Formats a span compactly in Prometheus units, largest first: `5m`, `1h30m`, `30d`, `90s`.
+pub fn format_span(span: Millis) -> String {
+    // No weeks: SLO windows are written in days (`28d`), and `4w` would not match the spec.
+    const UNITS: [(Millis, &str); 5] = [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s"), (1, "ms")];
+    if span <= 0 {
+        return "0s".to_string();
+    }
+    let mut rest = span;
+    let mut out = String::new();
+    for (unit, suffix) in UNITS {
+        if rest >= unit {
+            out.push_str(&format!("{}{suffix}", rest / unit));
+            rest %= unit;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,22 +82,4 @@ mod tests {
         assert_eq!(format_span(28 * DAY), "28d");
         assert_eq!(format_span(1_500), "1s500ms");
     }
-}
-
-/// Formats a span compactly in Prometheus units, largest first: `5m`, `1h30m`, `30d`, `90s`.
-pub fn format_span(span: Millis) -> String {
-    // No weeks: SLO windows are written in days (`28d`), and `4w` would not match the spec.
-    const UNITS: [(Millis, &str); 5] = [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s"), (1, "ms")];
-    if span <= 0 {
-        return "0s".to_string();
-    }
-    let mut rest = span;
-    let mut out = String::new();
-    for (unit, suffix) in UNITS {
-        if rest >= unit {
-            out.push_str(&format!("{}{suffix}", rest / unit));
-            rest %= unit;
-        }
-    }
-    out
 }

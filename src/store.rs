@@ -215,7 +215,7 @@ fn decode_page(key: &str, name: &str, value: &[u8]) -> Result<Page, StoreError> 
     let (level, index) = name.split_once('/').ok_or_else(|| corrupt(key, "page key"))?;
     let level = level.parse().map_err(|e| corrupt(key, e))?;
     let index = index.parse().map_err(|e| corrupt(key, e))?;
-    if value.len() % 16 != 0 {
+    if !value.len().is_multiple_of(16) {
         return Err(corrupt(key, format!("{} bytes is not whole slots", value.len())));
     }
     let f = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));

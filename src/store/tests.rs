@@ -107,6 +107,6 @@ async fn a_corrupt_record_is_reported_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.db.insert(format!("{TRANSITION_PREFIX}svc/x").as_bytes(), &b"{not json"[..]).unwrap();
-    let err = store.load().err().expect("corrupt");
+    let err = store.load().expect_err("corrupt");
     assert!(err.to_string().contains("v1/tr/svc/x"), "{err}");
 }
