@@ -264,3 +264,122 @@ slos:
         &["d0 00:31 alert_firing ticket", "d0 00:31 freeze svc", "d0 00:32 alert_firing page"],
     );
 }
+
+/// Feeds `script` into a fresh engine via the real parser and returns it with its events.
+fn engine_after(spec_yaml: &str, script: &[Step]) -> (crate::engine::Engine, Vec<crate::engine::Event>) {
+    let spec = parse_spec(Path::new("test.yaml"), spec_yaml).expect("spec");
+    let mut engine = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
+    let text = series_text(script);
+    let samples = crate::exposition::parse_strict(text.as_bytes()).expect("series");
+    let source = engine.source("test");
+    let mut events = Vec::new();
+    for batch in samples.chunk_by(|a, b| a.timestamp_ms == b.timestamp_ms) {
+        let at = batch[0].timestamp_ms.expect("timestamped");
+        for s in batch {
+            let id = engine.series(source, s.series, s.name, &s.labels);
+            engine.observe(id, at, s.value);
+        }
+        events.extend(engine.evaluate(at));
+    }
+    (engine, events)
+}
+
+/// Everything an operator sees of an engine: budgets, burns, alerts and freezes.
+fn views(engine: &crate::engine::Engine) -> Vec<String> {
+    let slos = engine.slo_views().map(|v| {
+        let alerts: Vec<_> = v.alerts().collect();
+        format!("{} {:?} {:?} {:?}", v.id(), v.budget_remaining(), v.burn_rates().collect::<Vec<_>>(), alerts)
+    });
+    let services = engine.service_views().map(|v| format!("{} {:?}", v.name(), v.frozen_since()));
+    slos.chain(services).collect()
+}
+
+const OUTAGE: &[Step] = &[Traffic { minutes: 600, ok: 6000, err: 1 }, Traffic { minutes: 20, ok: 0, err: 6000 }];
+
+#[test]
+fn restored_engine_matches_and_does_not_fire_again() {
+    let (mut original, events) = engine_after(AVAILABILITY, OUTAGE);
+    assert_eq!(events.len(), 3, "page, ticket, freeze: {events:?}");
+    let restored_state = crate::engine::Restored {
+        windows: original.export_windows(),
+        transitions: original.transitions_for(&events),
+        series: original.export_series(),
+    };
+    let spec = parse_spec(Path::new("test.yaml"), AVAILABILITY).expect("spec");
+    let mut restored = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
+    let report = restored.restore(restored_state);
+    assert_eq!((report.n_windows, report.n_transitions, report.discarded.len()), (1, 2, 0));
+    let now = T0 + 620 * MINUTE;
+    assert_eq!(restored.evaluate(now), Vec::new(), "a restart must not re-fire or re-freeze");
+    assert_eq!(original.evaluate(now), Vec::new());
+    assert_eq!(views(&restored), views(&original));
+}
+
+#[test]
+fn restored_series_values_continue_counting_across_a_restart() {
+    // Ten clean-ish minutes (6 errors per 6006), then a restart, then one minute with 600 errors
+    // of 6600. Only if the restored last values are the baseline does that minute count.
+    let (mut original, _) = engine_after(AVAILABILITY, &[Traffic { minutes: 10, ok: 6000, err: 6 }]);
+    let state = crate::engine::Restored {
+        windows: original.export_windows(),
+        transitions: Vec::new(),
+        series: original.export_series(),
+    };
+    let spec = parse_spec(Path::new("test.yaml"), AVAILABILITY).expect("spec");
+    let mut restored = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
+    assert_eq!(restored.restore(state).n_series, 2);
+    let at = T0 + 11 * MINUTE;
+    let next = format!(
+        "req{{code=\"200\"}} {} {at}\nreq{{code=\"500\"}} {} {at}\n",
+        1_000_000 + 11 * 6000,
+        50_000 + 10 * 6 + 600
+    );
+    let source = restored.source("test");
+    for s in crate::exposition::parse_strict(next.as_bytes()).expect("series") {
+        let id = restored.series(source, s.series, s.name, &s.labels);
+        restored.observe(id, at, s.value);
+    }
+    restored.evaluate(at);
+    let burn_5m = restored.slo_views().next().unwrap().burn_rates().find(|&(w, _)| w == 5 * MINUTE).unwrap().1;
+    // (4 * 6 + 600) / (4 * 6006 + 6600) / 0.001 = 20.37; a lost baseline would give 1.0.
+    let expected = (4.0 * 6.0 + 600.0) / (4.0 * 6006.0 + 6600.0) / 0.001;
+    assert!((burn_5m.unwrap() - expected).abs() < 1e-9, "{burn_5m:?} vs {expected}");
+}
+
+#[test]
+fn reload_keeps_unchanged_slos_and_drops_counters_whose_sli_changed() {
+    let (original, _) = engine_after(AVAILABILITY, OUTAGE);
+    let before = views(&original);
+    let last = T0 + 620 * MINUTE;
+    let changed_sli = AVAILABILITY.replace(r#"code=~"5..""#, r#"code=~"50.""#);
+    let mut kept = original
+        .clone()
+        .reload(&[parse_spec(Path::new("test.yaml"), AVAILABILITY).unwrap()], crate::engine::EngineOptions::default());
+    assert_eq!(kept.evaluate(last), Vec::new());
+    assert_eq!(views(&kept), before);
+    let mut reset = original
+        .reload(&[parse_spec(Path::new("test.yaml"), &changed_sli).unwrap()], crate::engine::EngineOptions::default());
+    // Counters start over (no data), while the freeze and alert states carry over by name.
+    // With no data the alert conditions are false, so the alerts resolve: announced, not lost.
+    assert!(reset.service_views().next().unwrap().frozen_since().is_some());
+    let events: Vec<_> = reset.evaluate(last).iter().map(|e| e.name()).collect();
+    assert_eq!(events, ["alert_resolved", "alert_resolved"]);
+    let slo = reset.slo_views().next().unwrap();
+    assert_eq!(slo.budget_remaining(), None);
+    assert!(reset.service_views().next().unwrap().frozen_since().is_some());
+}
+
+#[test]
+fn history_is_never_counted_twice() {
+    // Live data has reached minute 30; a backfill replaying minutes 0..30 adds nothing.
+    let (mut engine, _) = engine_after(AVAILABILITY, &[Traffic { minutes: 30, ok: 6000, err: 60 }]);
+    let before = views(&engine);
+    let source = engine.source("backfill");
+    let text = series_text(&[Traffic { minutes: 30, ok: 6000, err: 6000 }]);
+    for s in crate::exposition::parse_strict(text.as_bytes()).unwrap() {
+        let id = engine.series(source, s.series, s.name, &s.labels);
+        engine.observe_history(id, s.timestamp_ms.unwrap(), s.value);
+    }
+    assert_eq!(engine.evaluate(T0 + 30 * MINUTE), Vec::new());
+    assert_eq!(views(&engine), before);
+}
