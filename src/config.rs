@@ -19,6 +19,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::spec::{Route, Secret};
+
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -38,6 +40,28 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// How long SIGTERM waits for tasks to drain: under systemd's default TimeoutStopSec of 90 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Alertmanager's default `repeat_interval`: often enough that a still-firing page is not
+/// forgotten, rarely enough not to be noise.
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+/// Fifteen minutes of failed delivery is long enough to ride out a blip and short enough that
+/// a page still reaches someone within the Workbook's 1h/5m detection budget.
+pub const DEFAULT_FALLBACK_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Backoff ceiling: a recovered channel gets its backlog within five minutes.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// Slack's documented limit is about one message per second per channel.
+pub const DEFAULT_PER_DESTINATION_PER_MINUTE: u32 = 60;
+
+impl Default for Delivery {
+    fn default() -> Delivery {
+        Delivery {
+            repeat_interval: DEFAULT_REPEAT_INTERVAL,
+            fallback_after: DEFAULT_FALLBACK_AFTER,
+            fallback: Vec::new(),
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            per_destination_per_minute: DEFAULT_PER_DESTINATION_PER_MINUTE,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
@@ -53,6 +77,103 @@ pub struct DaemonConfig {
     pub flush_interval: Duration,
     pub event_retention: Duration,
     pub shutdown_grace: Duration,
+    /// Base URL put into notifications as the link to the API (default `http://<listen>`).
+    pub public_url: String,
+    pub api: ApiConfig,
+    pub notifiers: Notifiers,
+    pub delivery: Delivery,
+    pub reports: Vec<Report>,
+}
+
+/// `api:` — who may change things through the API (overrides, corrections).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiConfig {
+    /// Bearer token for mutating endpoints, from `token_env` or `token_file`. Without one, those
+    /// endpoints answer 401 to everyone (read endpoints stay open).
+    pub token: Option<Secret>,
+}
+
+/// `notifiers:` — the transports routes refer to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Notifiers {
+    pub slack: Option<SlackNotifier>,
+    pub email: Option<EmailNotifier>,
+    /// By name, as `webhook:<name>` routes refer to them.
+    pub webhooks: Vec<(String, WebhookNotifier)>,
+    pub alertmanager: Option<AlertmanagerNotifier>,
+    pub pagerduty: Option<PagerDutyNotifier>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackNotifier {
+    /// Bot token (`xoxb-...`), from `token_env` / `token_file`.
+    pub token: Secret,
+    /// Web API base, default `https://slack.com/api`; a loopback URL in tests.
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailNotifier {
+    pub host: String,
+    pub port: u16,
+    pub tls: EmailTls,
+    /// RFC 5322 mailbox, validated at load.
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// How to reach the SMTP server: `smtps://` is implicit TLS (465), `smtp://...?tls=required`
+/// STARTTLS (587, the default for `smtp://`), and `?tls=none` plaintext, allowed to loopback only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    Implicit,
+    StartTls,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookNotifier {
+    pub url: String,
+    /// When set, each body is signed: `X-Sloguard-Signature: sha256=<hex HMAC of the body>`.
+    pub hmac_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertmanagerNotifier {
+    /// Base URL; alerts are POSTed to `<url>/api/v2/alerts`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagerDutyNotifier {
+    pub routing_key: Secret,
+    /// Events API v2 base, default `https://events.pagerduty.com`.
+    pub api_url: String,
+}
+
+/// `delivery:` — how the outbox retries, repeats and falls back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// A page still firing is sent again this often (Alertmanager's default is 4h).
+    pub repeat_interval: Duration,
+    /// After failing this long on its route, a notification also goes to `fallback`.
+    pub fallback_after: Duration,
+    pub fallback: Vec<Route>,
+    /// Ceiling for exponential backoff between attempts.
+    pub max_backoff: Duration,
+    /// Messages per minute per destination (Slack allows about one per second per channel).
+    pub per_destination_per_minute: u32,
+}
+
+/// `reports:` — scheduled budget digests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Cron with seconds, UTC: `0 0 9 * * Mon` is Mondays 09:00 UTC.
+    pub schedule: String,
+    pub to: Vec<Route>,
+    /// Only these services; empty means all.
+    pub services: Vec<String>,
 }
 
 /// Loads and validates a daemon config file. Spec paths are resolved but not read; see
@@ -92,9 +213,15 @@ fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<Dae
     let flush_interval = check.duration_or(flush_interval, DEFAULT_FLUSH_INTERVAL, "flush_interval");
     let event_retention = check.duration_or(event_retention, DEFAULT_EVENT_RETENTION, "event_retention");
     let shutdown_grace = check.duration_or(shutdown_grace, DEFAULT_SHUTDOWN_GRACE, "shutdown_grace");
+    let listen = listen?;
     Some(DaemonConfig {
         path: check.file.to_path_buf(),
-        listen: listen?,
+        public_url: format!("http://{listen}"),
+        api: ApiConfig::default(),
+        notifiers: Notifiers::default(),
+        delivery: Delivery::default(),
+        reports: Vec::new(),
+        listen,
         data_dir: data_dir?,
         specs: specs?,
         evaluation_interval: evaluation_interval?,

@@ -44,6 +44,11 @@ fn required_keys_only_takes_defaults() {
         flush_interval: DEFAULT_FLUSH_INTERVAL,
         event_retention: DEFAULT_EVENT_RETENTION,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        public_url: "http://127.0.0.1:9464".to_string(),
+        api: ApiConfig::default(),
+        notifiers: Notifiers::default(),
+        delivery: Delivery::default(),
+        reports: Vec::new(),
     };
     assert_eq!(config, expected);
 }

@@ -210,6 +210,7 @@ impl Checker<'_> {
             slos: slos?,
             policy: policy?,
             source: source?,
+            notify: super::NotifyRoutes::default(),
         })
     }
 
@@ -400,7 +401,7 @@ impl Checker<'_> {
                 format!("unfreeze_above ({unfreeze}%) must be at least freeze_below ({freeze}%)"),
             );
         }
-        Some(Policy { freeze_below: freeze / 100.0, unfreeze_above: unfreeze / 100.0 })
+        Some(Policy { freeze_below: freeze / 100.0, unfreeze_above: unfreeze / 100.0, ..Policy::default() })
     }
 
     /// A percentage in 0..=100: `10%`, or a bare `10` (number or string) meaning the same.

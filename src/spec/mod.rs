@@ -38,6 +38,8 @@ pub struct ServiceSpec {
     pub policy: Policy,
     /// Where samples come from. Optional for `replay`; the daemon requires it.
     pub source: Option<Source>,
+    /// Notification routing; empty routes notify nobody (the API and metrics still show all).
+    pub notify: NotifyRoutes,
 }
 
 /// Where a service's samples come from.
@@ -181,6 +183,61 @@ pub struct Policy {
     pub freeze_below: f64,
     /// Unfreeze once every SLO's remaining budget is above this (hysteresis: >= `freeze_below`).
     pub unfreeze_above: f64,
+    /// The gate answers `warn` while any SLO's remaining budget is below this.
+    pub warn_below: f64,
+    /// A firing page also freezes the service (lifted by the same budget rule as any freeze).
+    pub freeze_on_page: bool,
+    /// Change classes (`?change=hotfix`) that still pass a freeze.
+    pub allow_during_freeze: Vec<String>,
+    /// Flag a postmortem when one incident (a page, from firing to resolved) burned more than
+    /// this fraction of the budget: the Workbook's example policy uses 20%.
+    pub postmortem_above: f64,
+}
+
+impl Default for Policy {
+    /// The Workbook-flavoured defaults every field of `policy:` falls back to.
+    fn default() -> Policy {
+        Policy {
+            freeze_below: 0.0,
+            unfreeze_above: 0.10,
+            warn_below: 0.25,
+            freeze_on_page: false,
+            allow_during_freeze: Vec::new(),
+            postmortem_above: 0.20,
+        }
+    }
+}
+
+/// Where a service's notifications go, per kind (`notify:` in the spec).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyRoutes {
+    pub page: Vec<Route>,
+    pub ticket: Vec<Route>,
+    /// Freeze and unfreeze notices.
+    pub freeze: Vec<Route>,
+}
+
+/// One destination, written `slack:#channel`, `email:addr@example.com`, `webhook:name`,
+/// `alertmanager` or `pagerduty` in specs; the transport itself is configured in `notifiers:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Route {
+    Slack { channel: String },
+    Email { to: String },
+    Webhook { name: String },
+    Alertmanager,
+    PagerDuty,
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Slack { channel } => write!(f, "slack:{channel}"),
+            Route::Email { to } => write!(f, "email:{to}"),
+            Route::Webhook { name } => write!(f, "webhook:{name}"),
+            Route::Alertmanager => f.write_str("alertmanager"),
+            Route::PagerDuty => f.write_str("pagerduty"),
+        }
+    }
 }
 
 /// The SRE Workbook's multi-window multi-burn-rate defaults (table 5-8 and the text around it):

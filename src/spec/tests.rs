@@ -67,7 +67,7 @@ fn valid_spec_resolves_defaults() {
     assert_eq!(spec.service, "checkout");
     assert_eq!(spec.owner.as_deref(), Some("payments-team"));
     assert_eq!(spec.path, PathBuf::from("t.yaml"));
-    assert_eq!(spec.policy, Policy { freeze_below: 0.0, unfreeze_above: 0.1 });
+    assert_eq!(spec.policy, Policy { freeze_below: 0.0, unfreeze_above: 0.1, ..Policy::default() });
     let [slo] = spec.slos.as_slice() else { panic!("one SLO") };
     assert_eq!(slo.name, "availability");
     assert!((slo.objective - 0.999).abs() < 1e-12);
@@ -95,7 +95,7 @@ fn good_total_sli_and_optional_fields() {
          total: d_count\npolicy:\n  freeze_below: 5\n  unfreeze_above: '25%'\n",
     );
     assert_eq!(spec.owner, None);
-    assert_eq!(spec.policy, Policy { freeze_below: 0.05, unfreeze_above: 0.25 });
+    assert_eq!(spec.policy, Policy { freeze_below: 0.05, unfreeze_above: 0.25, ..Policy::default() });
     let slo = &spec.slos[0];
     assert!((slo.objective - 0.99).abs() < 1e-12);
     assert_eq!(slo.runbook.as_deref(), Some("https://wiki/runbooks/checkout"));
