@@ -1,5 +1,6 @@
-//! Durable state in sled: window counters, series last values, alert/freeze transitions and the
-//! append-only event log.
+//! Durable state in sled: window counters, series last values, alert/freeze transitions, the
+//! append-only event log, and governance records (overrides, corrections, the audit log; see
+//! `governance`).
 //!
 //! Owns every byte sloguard writes to disk and is the only module that touches sled. It knows
 //! the engine's persistence records (plain data) and nothing of scraping, HTTP or notifications.
@@ -11,10 +12,13 @@
 //! `../shared/crates.md`); events and the transitions they record are flushed before anyone is
 //! told about them, window pages every flush interval.
 
+mod governance;
+
 use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
 use crate::engine::{CountersHeader, Event, Page, Restored, SeriesRecord, Transition, WindowRecord};
+pub use governance::{AuditAction, AuditEntry, Correction};
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -9,8 +9,11 @@
 //! restored, Prometheus-backed SLOs are backfilled, the listener is bound, and only then is the
 //! daemon ready (`/readyz`, systemd READY=1).
 
+mod exclusion_shim;
+mod governance;
 mod sources;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -25,10 +28,12 @@ use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
 use crate::config::DaemonConfig;
 use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, WindowRecord};
 use crate::exposition;
+use crate::policy::Decision;
 use crate::prometheus::SeriesPoints;
 use crate::spec::{ServiceSpec, SpecErrors};
 use crate::status::{Snapshot, SourceHealth};
 use crate::store::{Store, StoreError};
+pub use governance::{Command, CoreGone, Governance, TokenCheck};
 use sources::{Fetched, Payload, PlanKind, SourcePlan};
 
 /// A series silent for longer than this restarts from its next sample: time sloguard (or the
@@ -67,11 +72,14 @@ pub enum DaemonError {
 pub type Reloader = Box<dyn Fn() -> Result<(DaemonConfig, Vec<ServiceSpec>), SpecErrors> + Send>;
 
 /// What the core shares with the API: the latest snapshot, readiness, the store (for the event
-/// log) and counters for `/metrics`.
+/// and audit logs), the wall clock, governance state (overrides, corrections, the token) and
+/// counters for `/metrics`.
 pub struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
     ready: AtomicBool,
     pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub governance: Governance,
     pub stats: Stats,
 }
 
@@ -88,6 +96,18 @@ pub struct Stats {
 }
 
 impl Shared {
+    /// Not ready, with an empty snapshot until the core publishes one.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, governance: Governance) -> Shared {
+        Shared {
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            ready: AtomicBool::new(false),
+            store,
+            clock,
+            governance,
+            stats: Stats { config_reload_success: AtomicBool::new(true), ..Stats::default() },
+        }
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().expect("snapshot lock").clone()
     }
@@ -96,7 +116,9 @@ impl Shared {
         self.ready.load(Ordering::Acquire)
     }
 
-    fn publish(&self, snapshot: Snapshot) {
+    /// Swaps in a new snapshot. The core publishes after every evaluation; tests and benches
+    /// publish hand-built ones.
+    pub fn publish(&self, snapshot: Snapshot) {
         *self.snapshot.write().expect("snapshot lock") = Arc::new(snapshot);
     }
 }
@@ -121,6 +143,10 @@ pub async fn run(
         "state restored from {}",
         config.data_dir.display()
     );
+    let overrides = store.overrides()?;
+    let corrections = store.corrections()?;
+    governance::apply_corrections(&mut engine, &corrections);
+    let last_decisions = store.gate_decisions()?;
     let plans = sources::plan(&specs);
     backfill(&mut engine, &specs, &plans, clock.now()).await;
 
@@ -128,12 +154,9 @@ pub async fn run(
         .await
         .map_err(|source| DaemonError::Bind { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| DaemonError::Bind { addr: config.listen, source })?;
-    let shared = Arc::new(Shared {
-        snapshot: RwLock::new(Arc::new(Snapshot::default())),
-        ready: AtomicBool::new(false),
-        store: store.clone(),
-        stats: Stats { config_reload_success: AtomicBool::new(true), ..Stats::default() },
-    });
+    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let governance = Governance::new(config.api.token.as_ref(), overrides, corrections, commands_tx);
+    let shared = Arc::new(Shared::new(store.clone(), clock.clone(), governance));
     let (stop_api, api_stopped) = watch::channel(false);
     let api = spawn_api(listener, shared.clone(), api_stopped);
     info!("listening on http://{local}");
@@ -154,13 +177,14 @@ pub async fn run(
         pending_events: Vec::new(),
         pending_windows: Vec::new(),
         pending_series: Vec::new(),
+        last_decisions,
     };
     core.evaluate().await;
     shared.ready.store(true, Ordering::Release);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!("ready: {} service(s), {} source(s)", core.specs.len(), core.plans.len());
 
-    core.run(rx, &mut reloads, reloader, shutdown).await;
+    core.run(rx, &mut commands, &mut reloads, reloader, shutdown).await;
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     shared.ready.store(false, Ordering::Release);
@@ -192,7 +216,8 @@ fn spawn_api(
 ) -> JoinHandle<std::io::Result<()>> {
     let app = crate::api::router(shared);
     tokio::spawn(async move {
-        axum::serve(listener, app)
+        // Connection info gives the audit log the client's address.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             })
@@ -301,12 +326,15 @@ struct Core {
     /// Window pages and series values whose save failed; retried at the next flush.
     pending_windows: Vec<WindowRecord>,
     pending_series: Vec<SeriesRecord>,
+    /// The gate decision last written to the audit log per service (see `governance`).
+    last_decisions: HashMap<String, Decision>,
 }
 
 impl Core {
     async fn run(
         &mut self,
         mut rx: mpsc::Receiver<Fetched>,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
         reloads: &mut mpsc::Receiver<()>,
         reloader: Reloader,
         shutdown: impl std::future::Future<Output = ()>,
@@ -327,6 +355,7 @@ impl Core {
                     return;
                 }
                 Some(()) = reloads.recv() => self.reload(&reloader).await,
+                Some(command) = commands.recv() => self.command(command).await,
                 _ = evaluate.tick() => {
                     self.evaluate().await;
                     if watchdog.is_some() {
@@ -425,6 +454,7 @@ impl Core {
         self.shared.publish(Snapshot::build(now, &self.engine, &self.specs, self.health.clone()));
         stats.n_evaluations.fetch_add(1, Ordering::Relaxed);
         stats.last_evaluation_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.govern(now).await;
     }
 
     /// Saves changed window pages and series last values; failed saves are retried next time.
@@ -450,6 +480,11 @@ impl Core {
             Ok(0) => {}
             Ok(n) => info!("pruned {n} event(s) older than {}", rfc3339(before)),
             Err(e) => warn!("pruning events failed: {e}"),
+        }
+        match self.store.prune_audit(before) {
+            Ok(0) => {}
+            Ok(n) => info!("pruned {n} audit entr(ies) older than {}", rfc3339(before)),
+            Err(e) => warn!("pruning the audit log failed: {e}"),
         }
     }
 
@@ -477,6 +512,8 @@ impl Core {
         self.flush_all().await;
         let old = std::mem::replace(&mut self.engine, Engine::new(&[], engine_options()));
         self.engine = old.reload(&specs, engine_options());
+        governance::apply_corrections(&mut self.engine, &self.shared.governance.all_corrections());
+        self.shared.governance.set_token(config.api.token.as_ref());
         for task in self.tasks.drain(..) {
             task.abort();
         }
