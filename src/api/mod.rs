@@ -223,7 +223,18 @@ fn parse_since(text: &str, now: Millis) -> Result<Millis, String> {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = crate::metrics::render(&shared.snapshot(), &shared.stats);
+    let snapshot = shared.snapshot();
+    let overrides = shared.governance.overrides_by_service();
+    let now = shared.clock.now();
+    let decisions: Vec<policy::Decision> = snapshot
+        .services
+        .iter()
+        .map(|s| {
+            let overrides = overrides.get(&s.service).map_or(&[][..], Vec::as_slice);
+            policy::decide(&snapshot, s, &GateRequest { change: None, overrides, now }).decision
+        })
+        .collect();
+    let body = crate::metrics::render(&snapshot, &shared.stats, &decisions);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

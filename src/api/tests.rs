@@ -327,3 +327,20 @@ async fn flagger_gets_200_to_advance_and_403_with_reasons_to_halt() {
     let res = api.client.post(&url).json(&json!({"namespace": "prod"})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn metrics_expose_the_gate_decision_for_prometheus_only_tools() {
+    let api = api(Some(TOKEN)).await;
+    let metrics =
+        || async { api.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap() };
+    let page = metrics().await;
+    for line in [
+        r#"sloguard_gate_decision{service="checkout",decision="allow"} 0"#,
+        r#"sloguard_gate_decision{service="checkout",decision="deny"} 1"#,
+        r#"sloguard_gate_decision{service="payments",decision="allow"} 1"#,
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line} missing from\n{page}");
+    }
+    api.post("/v1/services/checkout/overrides", Some(TOKEN), override_body()).await;
+    assert!(metrics().await.lines().any(|l| l == r#"sloguard_gate_decision{service="checkout",decision="allow"} 1"#));
+}
