@@ -391,7 +391,7 @@ fn run_with(
     exclusions: &[crate::engine::Exclusion],
     script: &[Step],
 ) -> (crate::engine::Engine, Vec<String>) {
-    let mut engine = crate::engine::Engine::new(&[spec.clone()], crate::engine::EngineOptions::default());
+    let mut engine = crate::engine::Engine::new(std::slice::from_ref(&spec), crate::engine::EngineOptions::default());
     assert!(engine.set_exclusions(&spec.service, exclusions));
     let text = series_text(script);
     let samples = crate::exposition::parse_strict(text.as_bytes()).expect("series");
