@@ -21,9 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::Core;
-use super::exclusion_shim::Exclusion;
 use crate::clock::{Millis, rfc3339};
-use crate::engine::Engine;
+use crate::engine::{Engine, Exclusion};
 use crate::policy::{GateRequest, Override, decide};
 use crate::spec::Secret;
 use crate::store::{AuditAction, AuditEntry, Correction};
@@ -206,7 +205,11 @@ impl Core {
         match command {
             Command::SetExclusions { service, exclusions, applied } => {
                 info!(service = %service, "applying {} correction(s)", exclusions.len());
-                self.engine.set_exclusions(&service, exclusions);
+                if !self.engine.set_exclusions(&service, &exclusions) {
+                    // The service left the specs in a reload after the API checked it; the
+                    // correction stays stored and applies if the service comes back.
+                    warn!(service = %service, "corrections for a service no longer configured");
+                }
                 // Re-evaluate now so the caller's next gate answer already reflects it.
                 self.evaluate().await;
                 let _ = applied.send(());
@@ -223,7 +226,9 @@ pub fn apply_corrections(engine: &mut Engine, corrections: &[Correction]) {
         by_service.entry(&c.service).or_default().push(c);
     }
     for (service, list) in by_service {
-        engine.set_exclusions(service, exclusions(list.into_iter()));
+        // A stored correction for a service no longer in the specs is kept (it applies again if
+        // the service returns) and has nothing to act on meanwhile.
+        engine.set_exclusions(service, &exclusions(list.into_iter()));
     }
 }
 

@@ -9,7 +9,6 @@
 //! restored, Prometheus-backed SLOs are backfilled, the listener is bound, and only then is the
 //! daemon ready (`/readyz`, systemd READY=1).
 
-mod exclusion_shim;
 mod governance;
 mod sources;
 
