@@ -2,4 +2,5 @@
 
 mod prometheus_source;
 mod promtool;
+mod recipes;
 mod support;

@@ -199,7 +199,8 @@ async fn fetch_gate(url: reqwest::Url, timeout: std::time::Duration) -> Result<(
         .connect_timeout(timeout)
         .build()
         .map_err(|e| unavailable(format!("building the HTTP client: {e}")))?;
-    let res = client.get(url.clone()).send().await.map_err(|e| unavailable(format!("GET {url}: {}", error_chain(&e))))?;
+    let res =
+        client.get(url.clone()).send().await.map_err(|e| unavailable(format!("GET {url}: {}", error_chain(&e))))?;
     let status = res.status();
     let body = res.text().await.map_err(|e| unavailable(format!("reading the answer from {url}: {e}")))?;
     let reason = || {
