@@ -235,9 +235,7 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
                 }
             }
             points.sort_by_key(|&(at, _, _)| at);
-            for &(at, id, value) in &points {
-                engine.observe_history(id, at, value);
-            }
+            engine.backfill(&points);
             info!(
                 service = %spec.service,
                 from = %rfc3339(start),
