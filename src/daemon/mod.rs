@@ -225,10 +225,15 @@ fn spawn_api(
 }
 
 /// Fills the SLO windows of Prometheus-backed services from `query_range`, so a fresh start (or
-/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`].
+/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`] per query.
+///
+/// One range per server, from the earliest instant any of its services lacks, with every
+/// selector of every service on it: all points are then fed in time order, so a series that
+/// several SLOs share feeds each of them once and at its own instant. [`Engine::backfill`] skips,
+/// per SLO, whatever lies at or before what that SLO already held, so nothing counts twice.
 async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePlan], now: Millis) {
     for plan in plans {
-        let PlanKind::Prometheus { .. } = &plan.kind else { continue };
+        let PlanKind::Prometheus { selectors } = &plan.kind else { continue };
         let client = match sources::prom_client(plan) {
             Ok(client) => client,
             Err(e) => {
@@ -236,40 +241,57 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
                 continue;
             }
         };
+        let start = specs
+            .iter()
+            .filter(|s| crate::status::source_urls(s).any(|u| u == plan.url))
+            .filter_map(|s| engine.backfill_start(&s.service, now))
+            .min();
+        let Some(start) = start else { continue };
         let source = engine.source(&plan.url);
-        for spec in specs.iter().filter(|s| crate::status::source_urls(s).any(|u| u == plan.url)) {
-            let Some(start) = engine.backfill_start(&spec.service, now) else { continue };
-            let started = Instant::now();
-            let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
-            for selector in sources::spec_selectors(spec) {
-                let fetched =
-                    tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(&selector, start, now, BACKFILL_STEP));
-                match fetched.await {
-                    Ok(Ok(series)) => {
-                        for s in series {
-                            let (key, name) = series_key(&s);
-                            let id = engine.series(source, &key, &name, &s.labels[..]);
-                            points.extend(s.points.iter().map(|&(at, v)| (at, id, v)));
-                        }
-                    }
-                    Ok(Err(e)) => warn!(service = %spec.service, %selector, "backfill failed: {e}"),
-                    Err(_) => {
-                        warn!(service = %spec.service, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}")
-                    }
-                }
+        let started = Instant::now();
+        let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
+        for selector in selectors {
+            let Some(series) = backfill_range(&client, plan, selector, start, now, BACKFILL_STEP).await else {
+                continue;
+            };
+            for s in series {
+                let (key, name) = series_key(&s);
+                let id = engine.series(source, &key, &name, &s.labels[..]);
+                points.extend(s.points.iter().map(|&(at, v)| (at, id, v)));
             }
-            points.sort_by_key(|&(at, _, _)| at);
-            for &(at, id, value) in &points {
-                engine.observe_history(id, at, value);
-            }
-            info!(
-                service = %spec.service,
-                from = %rfc3339(start),
-                n_points = points.len(),
-                took_ms = started.elapsed().as_millis() as u64,
-                "backfilled from {}",
-                plan.url
-            );
+        }
+        // Stable: equal instants keep query order; a repeated (series, instant) is ignored.
+        points.sort_by_key(|&(at, _, _)| at);
+        engine.backfill(&points);
+        info!(
+            from = %rfc3339(start),
+            n_points = points.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "backfilled from {}",
+            plan.url
+        );
+    }
+}
+
+/// One backfill range query, bounded by [`BACKFILL_TIMEOUT`]; failures are logged and skipped
+/// (those SLOs then start with less history, which reads as less data, never as good).
+async fn backfill_range(
+    client: &crate::prometheus::PromClient,
+    plan: &SourcePlan,
+    selector: &str,
+    start: Millis,
+    end: Millis,
+    step: Duration,
+) -> Option<Vec<SeriesPoints>> {
+    match tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(selector, start, end, step)).await {
+        Ok(Ok(series)) => Some(series),
+        Ok(Err(e)) => {
+            warn!(source = %plan.url, %selector, "backfill failed: {e}");
+            None
+        }
+        Err(_) => {
+            warn!(source = %plan.url, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}");
+            None
         }
     }
 }
