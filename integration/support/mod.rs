@@ -50,7 +50,6 @@ where
 }
 
 /// The `sloguard` binary cargo built for this test run.
-#[expect(dead_code, reason = "for the daemon tests that land next; remove when one calls it")]
 pub fn sloguard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sloguard"))
 }
