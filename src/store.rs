@@ -1,8 +1,9 @@
-//! Durable state in sled: window counters, series last values, alert/freeze transitions and the
-//! append-only event log.
+//! Durable state in sled: window counters, series last values, alert/freeze transitions, the
+//! append-only event log and the notification outbox (`outbox`).
 //!
 //! Owns every byte sloguard writes to disk and is the only module that touches sled. It knows
-//! the engine's persistence records (plain data) and nothing of scraping, HTTP or notifications.
+//! the engine's persistence records and notify's outbox items (plain data) and nothing of
+//! scraping, HTTP or how notifications are delivered.
 //!
 //! Layout: one sled tree, versioned keys (`v1/...`), and `meta/schema` holding the schema version.
 //! A store written by a newer schema, or one that is not ours, is refused with a clear message;
@@ -15,6 +16,10 @@ use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
 use crate::engine::{CountersHeader, Event, Page, Restored, SeriesRecord, Transition, WindowRecord};
+use crate::notify::OutboxItem;
+
+mod outbox;
+pub use outbox::{OutboxScan, SentRecord};
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -120,10 +125,17 @@ impl Store {
         Ok(restored)
     }
 
-    /// Appends events and records the transitions they caused, atomically, and flushes before
-    /// returning: only then may anyone (API, notifications) be told.
-    pub async fn commit(&self, events: &[Event], transitions: &[Transition]) -> Result<(), StoreError> {
+    /// Appends events, records the transitions they caused and queues the notifications they
+    /// cause, atomically, and flushes before returning: only then may anyone (API, delivery) be
+    /// told. Items whose key is already queued or sent are skipped; returns how many were new.
+    pub async fn commit(
+        &self,
+        events: &[Event],
+        transitions: &[Transition],
+        items: &[OutboxItem],
+    ) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
+        let n_new = self.stage_outbox(&mut batch, items)?;
         for event in events {
             let mut key = EVENT_PREFIX.to_vec();
             key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
@@ -137,9 +149,12 @@ impl Store {
             };
             batch.insert(key.as_bytes(), serde_json::to_vec(transition).expect("transitions serialize"));
         }
+        if events.is_empty() && transitions.is_empty() && n_new == 0 {
+            return Ok(0);
+        }
         self.db.apply_batch(batch)?;
         self.db.flush_async().await?;
-        Ok(())
+        Ok(n_new)
     }
 
     /// Saves changed window pages and series last values, atomically, and flushes.

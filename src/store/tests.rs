@@ -41,7 +41,7 @@ async fn state_survives_reopen() {
     let series = SeriesRecord { source: "http://t/metrics".into(), series: "req{a=\"b\"}".into(), at: 9, value: 3.5 };
     {
         let store = Store::open(dir.path()).unwrap();
-        store.commit(&[freeze_event("svc", 5)], &transitions).await.unwrap();
+        store.commit(&[freeze_event("svc", 5)], &transitions, &[]).await.unwrap();
         store.save(&[window("svc/a", vec![page.clone()])], std::slice::from_ref(&series)).await.unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
@@ -69,7 +69,7 @@ async fn events_filter_by_service_and_time_and_prune() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let events = [freeze_event("a", 100), freeze_event("b", 200), freeze_event("a", 300)];
-    store.commit(&events, &[]).await.unwrap();
+    store.commit(&events, &[], &[]).await.unwrap();
     assert_eq!(store.events(Some("a"), 0, 10).unwrap(), vec![events[0].clone(), events[2].clone()]);
     assert_eq!(store.events(None, 200, 10).unwrap(), events[1..].to_vec());
     assert_eq!(store.events(None, 0, 1).unwrap().len(), 1);
