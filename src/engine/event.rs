@@ -64,6 +64,20 @@ pub struct AlertChange {
     /// When the alert started firing (on resolve: how long it fired is `at - since`).
     #[serde(with = "rfc3339_millis")]
     pub since: Millis,
+    /// On resolve: how much budget the incident burned, and whether that calls for a postmortem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmortem: Option<Postmortem>,
+}
+
+/// The SRE Workbook's example policy: an incident that burned more than a set share of the
+/// budget (20% by default) gets a postmortem.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Postmortem {
+    /// Fraction of the SLO window's budget spent by bad events from the start of the detection
+    /// window that fired (`since` minus the long window) to the resolve.
+    pub budget_burned: f64,
+    pub required: bool,
+    pub threshold: f64,
 }
 
 /// A window pair and the burn rates that were compared with its factor.

@@ -18,7 +18,9 @@ mod window;
 
 use std::collections::HashMap;
 
-pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, SloBudget};
+use serde::{Deserialize, Serialize};
+
+pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, Postmortem, SloBudget};
 pub use persist::{
     CountersHeader, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition, WindowRecord,
 };
@@ -43,6 +45,17 @@ pub struct EngineOptions {
     /// the increase across the gap. The daemon sets it so that time it was down is "no data"
     /// rather than a burst at restart; replay leaves it `None` to match Prometheus' `increase`.
     pub max_sample_gap: Option<Millis>,
+}
+
+/// A budget correction: events in `(start, end]` neither count as good nor bad for one SLO, or
+/// for every SLO of a service (a maintenance window, a load test, another team's outage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exclusion {
+    pub id: String,
+    /// SLO name within the service; `None` covers every SLO of the service.
+    pub slo: Option<String>,
+    pub start: Millis,
+    pub end: Millis,
 }
 
 /// What to do with a sample older than an SLO's latest instant.
@@ -104,6 +117,10 @@ struct SloState {
     /// Index into `windows` used for "time to exhaustion at the current burn".
     current_burn_window: usize,
     tiers: Vec<TierState>,
+    /// Corrections applying to this SLO; their events are subtracted from every window.
+    exclusions: Vec<(Millis, Millis)>,
+    /// A single incident burning more than this fraction of the budget flags a postmortem.
+    postmortem_above: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +223,8 @@ impl Engine {
                 windows,
                 current_burn_window,
                 tiers,
+                exclusions: Vec::new(),
+                postmortem_above: spec.policy.postmortem_above,
             });
             slo_indices.push(index as usize);
         }
@@ -317,6 +336,22 @@ impl Engine {
         self.services.iter().map(|service| ServiceView { service })
     }
 
+    /// Replaces the corrections of `service` (all of them: callers pass the full current list).
+    /// Takes effect at the next evaluation; returns `false` for an unknown service.
+    pub fn set_exclusions(&mut self, service: &str, exclusions: &[Exclusion]) -> bool {
+        let Some(service) = self.services.iter().find(|s| s.name == service) else { return false };
+        for &i in &service.slos {
+            let slo = &mut self.slos[i];
+            let name = slo.id.split_once('/').map_or("", |(_, n)| n);
+            slo.exclusions = exclusions
+                .iter()
+                .filter(|e| e.slo.as_deref().is_none_or(|s| s == name))
+                .map(|e| (e.start, e.end))
+                .collect();
+        }
+        true
+    }
+
     /// Where a backfill for `service` should start at `now`: the start of the SLO window for an
     /// SLO without data, the latest instant it holds otherwise (`observe_history` skips what an
     /// SLO already has). `None` for an unknown service.
@@ -336,7 +371,15 @@ impl SloState {
         self.counters.advance(now);
         let budget = self.budget;
         for (burn, &window) in self.burns.iter_mut().zip(&self.windows) {
-            let inc = self.counters.increase(window);
+            let mut inc = self.counters.increase(window);
+            for &(start, end) in &self.exclusions {
+                let (from, to) = (start.max(now - window.span), end.min(now));
+                if from < to {
+                    let excluded = self.counters.increase_between(window, from, to);
+                    inc.selected -= excluded.selected;
+                    inc.total -= excluded.total;
+                }
+            }
             *burn = (inc.total > 0.0).then(|| {
                 let ratio = match self.kind {
                     RatioKind::Errors => inc.selected / inc.total,
@@ -353,12 +396,18 @@ impl SloState {
             });
             let change = match (holding, tier.firing_since) {
                 (Some(cond), None) => {
-                    self.tiers[tier_index].firing_since = Some(now);
-                    self.tiers[tier_index].fired_condition = cond;
+                    let tier = &mut self.tiers[tier_index];
+                    tier.firing_since = Some(now);
+                    tier.fired_condition = cond;
                     Some(EventKind::AlertFiring(self.alert_change(tier_index, service, now)))
                 }
                 (None, Some(_)) => {
-                    let change = self.alert_change(tier_index, service, now);
+                    let mut change = self.alert_change(tier_index, service, now);
+                    change.postmortem = self.incident_burn(tier_index, now).map(|budget_burned| Postmortem {
+                        budget_burned,
+                        required: budget_burned > self.postmortem_above,
+                        threshold: self.postmortem_above,
+                    });
                     self.tiers[tier_index].firing_since = None;
                     Some(EventKind::AlertResolved(change))
                 }
@@ -388,7 +437,31 @@ impl SloState {
             budget_remaining: self.budget_remaining(),
             time_to_exhaustion_s: self.time_to_exhaustion_s(),
             since: tier.firing_since.unwrap_or(now),
+            postmortem: None,
         }
+    }
+
+    /// The share of the SLO window's budget spent by bad events since the incident began, taken
+    /// as the fired condition's long window before the alert fired: that window is what caught
+    /// the incident, so it holds its start even when the alert fired late into it.
+    fn incident_burn(&self, tier_index: usize, now: Millis) -> Option<f64> {
+        let tier = &self.tiers[tier_index];
+        let since = tier.firing_since?;
+        let long_span = self.windows[tier.conditions[tier.fired_condition].0].span;
+        let budget_window = self.windows[0];
+        let from = (since - long_span).max(now - budget_window.span);
+        let during = self.counters.increase_between(budget_window, from, now);
+        let bad = match self.kind {
+            RatioKind::Errors => during.selected,
+            RatioKind::Good => during.total - during.selected,
+        };
+        let total = self.counters.increase(budget_window).total;
+        (total > 0.0).then(|| bad / total / self.budget)
+    }
+
+    /// Whether this SLO's page tier is firing (for `freeze_on_page`).
+    fn page_firing(&self) -> bool {
+        self.tiers.iter().any(|t| t.severity == Severity::Page && t.firing_since.is_some())
     }
 
     fn budget_remaining(&self) -> Option<f64> {
@@ -411,12 +484,14 @@ impl ServiceState {
             .iter()
             .map(|&i| SloBudget { slo: slos[i].id.clone(), budget_remaining: slos[i].budget_remaining() })
             .collect();
+        let paging = |i: usize| self.policy.freeze_on_page && slos[i].page_firing();
         let kind = match self.frozen_since {
             None => {
                 let frozen_by: Vec<SloBudget> = budgets
                     .iter()
-                    .filter(|b| b.budget_remaining.is_some_and(|r| r <= self.policy.freeze_below))
-                    .cloned()
+                    .zip(&self.slos)
+                    .filter(|&(b, &i)| b.budget_remaining.is_some_and(|r| r <= self.policy.freeze_below) || paging(i))
+                    .map(|(b, _)| b.clone())
                     .collect();
                 if frozen_by.is_empty() {
                     return;
@@ -426,8 +501,12 @@ impl ServiceState {
             }
             Some(since) => {
                 // An SLO with no data keeps the freeze: only evidence of a healthy budget lifts it.
-                let healthy =
-                    budgets.iter().all(|b| b.budget_remaining.is_some_and(|r| r > self.policy.unfreeze_above));
+                // With `freeze_on_page`, a page still firing holds the freeze too, or it would
+                // lift and re-freeze on alternate evaluations.
+                let healthy = budgets
+                    .iter()
+                    .zip(&self.slos)
+                    .all(|(b, &i)| b.budget_remaining.is_some_and(|r| r > self.policy.unfreeze_above) && !paging(i));
                 if !healthy {
                     return;
                 }

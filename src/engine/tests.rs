@@ -383,3 +383,137 @@ fn history_is_never_counted_twice() {
     assert_eq!(engine.evaluate(T0 + 30 * MINUTE), Vec::new());
     assert_eq!(views(&engine), before);
 }
+
+/// Runs `script` on `spec` with `exclusions` in force from the start; returns the engine and
+/// the events in the `check` format.
+fn run_with(
+    spec: crate::spec::ServiceSpec,
+    exclusions: &[crate::engine::Exclusion],
+    script: &[Step],
+) -> (crate::engine::Engine, Vec<String>) {
+    let mut engine = crate::engine::Engine::new(std::slice::from_ref(&spec), crate::engine::EngineOptions::default());
+    assert!(engine.set_exclusions(&spec.service, exclusions));
+    let text = series_text(script);
+    let samples = crate::exposition::parse_strict(text.as_bytes()).expect("series");
+    let source = engine.source("test");
+    let mut events = Vec::new();
+    for batch in samples.chunk_by(|a, b| a.timestamp_ms == b.timestamp_ms) {
+        let at = batch[0].timestamp_ms.expect("timestamped");
+        for s in batch {
+            let id = engine.series(source, s.series, s.name, &s.labels);
+            engine.observe(id, at, s.value);
+        }
+        events.extend(engine.evaluate(at).iter().map(short_event));
+    }
+    (engine, events)
+}
+
+fn short_event(e: &crate::engine::Event) -> String {
+    let subject = match &e.kind {
+        crate::engine::EventKind::AlertFiring(a) | crate::engine::EventKind::AlertResolved(a) => a.severity.clone(),
+        _ => e.service().to_string(),
+    };
+    format!("{} {} {subject}", short_time(e.at), e.name())
+}
+
+fn spec_of(yaml: &str) -> crate::spec::ServiceSpec {
+    parse_spec(Path::new("test.yaml"), yaml).expect("spec")
+}
+
+#[test]
+fn a_correction_excludes_an_incident_from_every_window() {
+    // The full outage of `full_outage_pages...`, but marked as a load test: nothing fires.
+    let load_test =
+        crate::engine::Exclusion { id: "c1".into(), slo: None, start: T0 + 600 * MINUTE, end: T0 + 620 * MINUTE };
+    let (engine, events) = run_with(spec_of(AVAILABILITY), &[load_test], OUTAGE);
+    assert_eq!(events, Vec::<String>::new());
+    // What is left is the baseline: 1 error per 6001 requests, burn 1/6.001, 83.3% left.
+    let left = engine.slo_views().next().unwrap().budget_remaining().unwrap();
+    assert!((left - (1.0 - 1.0 / 6.001)).abs() < 1e-9, "{left}");
+}
+
+#[test]
+fn a_correction_made_after_the_fact_lifts_the_freeze() {
+    let (mut engine, events) = run_with(spec_of(AVAILABILITY), &[], OUTAGE);
+    assert_eq!(events.len(), 3, "page, ticket, freeze: {events:?}");
+    let correction = crate::engine::Exclusion {
+        id: "c1".into(),
+        slo: Some("availability".into()),
+        start: T0 + 600 * MINUTE,
+        end: T0 + 620 * MINUTE,
+    };
+    engine.set_exclusions("svc", &[correction]);
+    let after: Vec<String> = engine.evaluate(T0 + 620 * MINUTE).iter().map(short_event).collect();
+    assert_eq!(after, ["d0 10:20 alert_resolved page", "d0 10:20 alert_resolved ticket", "d0 10:20 unfreeze svc"]);
+    // A correction naming another SLO changes nothing.
+    let other = crate::engine::Exclusion { id: "c2".into(), slo: Some("latency".into()), start: 0, end: 1 };
+    assert!(engine.set_exclusions("svc", &[other]));
+    assert_eq!(engine.evaluate(T0 + 621 * MINUTE).len(), 3, "without the correction it all comes back");
+}
+
+/// 99% over 30d after three clean days: a 10-minute outage pages but spends only ~23% of the
+/// budget. The 1h burn passes 14.4 at the 9th bad minute (9/60/0.01 = 15); the page resolves
+/// once the 5m window is clean (00:15), since 6h/30m needs the 6h burn above 6 (it is 2.8).
+const SHORT_OUTAGE: &[Step] = &[
+    Traffic { minutes: 3 * 24 * 60, ok: 6000, err: 0 },
+    Traffic { minutes: 10, ok: 0, err: 6000 },
+    Traffic { minutes: 30, ok: 6000, err: 0 },
+];
+
+const NINETY_NINE: &str = r#"
+service: svc
+slos:
+  - name: availability
+    objective: 99
+    window: 30d
+    sli:
+      errors: 'req{code=~"5.."}'
+      total: 'req'
+"#;
+
+#[test]
+fn without_freeze_on_page_a_page_alone_does_not_freeze() {
+    let (_, events) = run_with(spec_of(NINETY_NINE), &[], SHORT_OUTAGE);
+    assert_eq!(events, ["d3 00:09 alert_firing page", "d3 00:15 alert_resolved page"]);
+}
+
+#[test]
+fn freeze_on_page_freezes_with_the_page_and_lifts_with_it() {
+    let mut spec = spec_of(NINETY_NINE);
+    spec.policy.freeze_on_page = true;
+    let (_, events) = run_with(spec, &[], SHORT_OUTAGE);
+    assert_eq!(
+        events,
+        ["d3 00:09 alert_firing page", "d3 00:09 freeze svc", "d3 00:15 alert_resolved page", "d3 00:15 unfreeze svc"]
+    );
+}
+
+#[test]
+fn resolve_reports_the_budget_an_incident_burned() {
+    let spec = spec_of(NINETY_NINE);
+    let mut engine = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
+    let text = series_text(SHORT_OUTAGE);
+    let samples = crate::exposition::parse_strict(text.as_bytes()).expect("series");
+    let source = engine.source("test");
+    let mut resolved = None;
+    for batch in samples.chunk_by(|a, b| a.timestamp_ms == b.timestamp_ms) {
+        let at = batch[0].timestamp_ms.unwrap();
+        for s in batch {
+            let id = engine.series(source, s.series, s.name, &s.labels);
+            engine.observe(id, at, s.value);
+        }
+        for e in engine.evaluate(at) {
+            if let crate::engine::EventKind::AlertResolved(a) = e.kind {
+                resolved = a.postmortem;
+            }
+        }
+    }
+    // The page fired at minute 4329 on 1h/5m, so the incident is counted from minute 4269: all
+    // ten bad minutes (60,000 errors), against a window of 4335 minutes * 6000 requests and a 1%
+    // budget: 10/4335/0.01 = 23.1%, over the 20% threshold. (Counting only from the firing
+    // instant would see 2 of the 10 bad minutes and miss the postmortem.)
+    let postmortem = resolved.expect("the page resolved with a postmortem assessment");
+    let expected = 10.0 / 4335.0 / 0.01;
+    assert!((postmortem.budget_burned - expected).abs() < 1e-9, "{postmortem:?} vs {expected}");
+    assert!(postmortem.required);
+}

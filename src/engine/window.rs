@@ -169,6 +169,12 @@ impl Counters {
         Increase { selected: self.cum[SELECTED] - past[SELECTED], total: self.cum[TOTAL] - past[TOTAL] }
     }
 
+    /// Increases over `(from, to]`, read on window `w`'s level, for `now - W <= from <= to <= now`.
+    pub fn increase_between(&self, w: WindowRef, from: Millis, to: Millis) -> Increase {
+        let (a, b) = (self.cum_at(w.level, from), if to >= self.now { self.cum } else { self.cum_at(w.level, to) });
+        Increase { selected: b[SELECTED] - a[SELECTED], total: b[TOTAL] - a[TOTAL] }
+    }
+
     fn cum_at(&self, level: usize, t: Millis) -> [f64; 2] {
         let origin = match self.origin {
             Some(o) if t >= o => o,
