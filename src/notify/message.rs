@@ -129,17 +129,28 @@ pub fn still_frozen(service: &ServiceStatus, since: Millis, context: &SloContext
     body.finish(context, Some(freeze_facts(&service.service, since, AlertStatus::Firing, now)))
 }
 
-/// A resolved alert.
+/// A resolved alert; when the engine judged the incident worth a postmortem (by the policy's
+/// `postmortem_above`), the title says so and the body gives the burn behind it.
 pub fn alert_resolved(a: &AlertChange, context: &SloContext<'_>, at: Millis) -> Message {
-    let title = format!(
+    let mut title = format!(
         "RESOLVED: {} {} after {} (budget left {})",
         slo_words(&a.slo),
         a.severity,
         span(at - a.since),
         percent(a.budget_remaining)
     );
+    if let Some(p) = a.postmortem.as_ref().filter(|p| p.required) {
+        title.push_str(&format!("; POSTMORTEM REQUIRED: the incident burned {} of the budget", pct(p.budget_burned)));
+    }
     let mut body = Body::new(title);
     alert_facts(&mut body, a, context);
+    if let Some(p) = &a.postmortem {
+        let verdict = if p.required { "postmortem required" } else { "no postmortem required" };
+        body.fact(
+            "Incident burn",
+            format!("{} of the budget ({verdict}; policy threshold {})", pct(p.budget_burned), pct(p.threshold)),
+        );
+    }
     body.fact("Fired", format!("{} .. {} ({})", rfc3339(a.since), rfc3339(at), span(at - a.since)));
     body.finish(context, Some(facts(&a.slo, &a.service, &a.severity, a.since, AlertStatus::Resolved, Some(at))))
 }

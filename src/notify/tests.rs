@@ -15,7 +15,7 @@ use super::transport::SendFuture;
 use super::*;
 use crate::clock::{Clock, HOUR, MINUTE, Millis};
 use crate::config::{DaemonConfig, Delivery, Notifiers, SlackNotifier};
-use crate::engine::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, SloBudget};
+use crate::engine::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, Postmortem, SloBudget};
 use crate::spec::{NotifyRoutes, Route, Secret, ServiceSpec, parse_spec};
 use crate::status::{AlertStatus as SloAlert, BurnRate, ServiceStatus, SloStatus, Snapshot};
 use crate::store::{SentRecord, Store};
@@ -87,6 +87,7 @@ fn alert(severity: &str, since: Millis) -> AlertChange {
         budget_remaining: Some(0.875),
         time_to_exhaustion_s: Some(5.0 * 3600.0 + 30.0 * 60.0),
         since,
+        postmortem: None,
     }
 }
 
@@ -162,6 +163,31 @@ fn a_page_goes_to_page_routes_and_its_resolve_to_the_same_routes_threaded() {
         "{}",
         resolved[0].message.title
     );
+}
+
+#[test]
+fn a_resolve_flags_a_postmortem_when_the_engine_asks_for_one() {
+    let end = T0 + HOUR;
+    let mut resolved = alert("page", T0);
+    resolved.postmortem = Some(Postmortem { budget_burned: 0.231, required: true, threshold: 0.2 });
+    let items = plan(
+        &[event(end, EventKind::AlertResolved(resolved.clone()))],
+        &[spec()],
+        &config(),
+        &snapshot(end, None, None),
+    );
+    let message = &items[0].message;
+    assert!(
+        message.title.ends_with("; POSTMORTEM REQUIRED: the incident burned 23.1% of the budget"),
+        "{}",
+        message.title
+    );
+    assert!(message.text.contains("Incident burn: 23.1% of the budget (postmortem required; policy threshold 20.0%)"));
+    resolved.postmortem = Some(Postmortem { budget_burned: 0.05, required: false, threshold: 0.2 });
+    let items =
+        plan(&[event(end, EventKind::AlertResolved(resolved))], &[spec()], &config(), &snapshot(end, None, None));
+    assert!(!items[0].message.title.contains("POSTMORTEM"));
+    assert!(items[0].message.text.contains("Incident burn: 5.0% of the budget (no postmortem required"));
 }
 
 #[test]
