@@ -50,12 +50,17 @@ pub enum StoreError {
     /// A record could not be decoded; the key names it.
     #[error("store record {key} is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
+    /// The delivery journal beside the database could not be opened, read or appended to.
+    #[error("delivery journal {path}: {source}")]
+    Journal { path: PathBuf, source: std::io::Error },
 }
 
 /// Handle to the open store; cheap to clone (sled's `Db` is reference counted).
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Append-only record of deliveries not yet known to be flushed in sled (see `outbox`).
+    sent_journal: outbox::SentJournal,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -87,7 +92,10 @@ impl Store {
                 });
             }
         }
-        Ok(Store { db })
+        let sent_journal = outbox::SentJournal::open(path)?;
+        let store = Store { db, sent_journal };
+        store.replay_sent_journal()?;
+        Ok(store)
     }
 
     /// Everything needed to resume: window counters, transitions and series last values.

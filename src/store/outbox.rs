@@ -1,6 +1,16 @@
 //! The notification outbox: items waiting for delivery under `v1/outbox/<key>`, and a marker
 //! `v1/sent/<key>` per delivered item (with its receipt), kept for the event retention.
 //!
+//! A delivery is recorded first in the *sent journal*, a plain file beside the database
+//! appended with one `write` per delivery, and then in sled (batch + flush). A killed process
+//! loses nothing written to a file, so the journal closes most of the gap between a
+//! transport's "OK" and a durable record: a sled flush takes ~0.5 ms alone and tens of ms when
+//! it queues behind the core's flushes (measured: SIGKILLs aimed at deliveries resent 2-5 of
+//! 40 notifications without the journal). `Store::open` replays the journal into sled before
+//! anything is delivered. What remains is the time between the server accepting a message
+//! and the transport returning, which no sender can close: a receiver that cannot dedupe
+//! (Slack, email) may then see it twice; PagerDuty and Alertmanager dedupe by key.
+//!
 //! Exactly-once bookkeeping lives here. An item is written in the same atomic batch as the
 //! events that caused it (`Store::commit`), and only if neither `v1/outbox/<key>` nor
 //! `v1/sent/<key>` exists, so re-enqueueing a key (a retried commit, the next evaluation's
@@ -10,6 +20,10 @@
 //! finishing in between cannot make a delivered key look new.
 
 use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,11 +35,80 @@ use super::{Store, StoreError, decode_json};
 const OUTBOX_PREFIX: &str = "v1/outbox/";
 const SENT_PREFIX: &str = "v1/sent/";
 
+/// The journal's file name inside the data directory (sled ignores files it does not own).
+const SENT_JOURNAL_FILE: &str = "sent.journal";
+
+/// Past this size the journal is emptied after a delivery; by then every entry in it is in
+/// flushed sled markers. Thousands of deliveries, so this happens rarely.
+const SENT_JOURNAL_MAX_BYTES: u64 = 1 << 20;
+
 /// What `v1/sent/<key>` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SentRecord {
     pub at: Millis,
     pub receipt: Receipt,
+}
+
+/// One journal line.
+#[derive(Serialize, Deserialize)]
+struct JournalEntry {
+    key: String,
+    #[serde(flatten)]
+    record: SentRecord,
+}
+
+/// The append-only delivery journal (see the module doc). Shared by the clones of a `Store`.
+#[derive(Clone)]
+pub(super) struct SentJournal {
+    path: PathBuf,
+    file: Arc<Mutex<File>>,
+}
+
+impl SentJournal {
+    pub(super) fn open(dir: &Path) -> Result<SentJournal, StoreError> {
+        let path = dir.join(SENT_JOURNAL_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .map_err(|source| StoreError::Journal { path: path.clone(), source })?;
+        Ok(SentJournal { path, file: Arc::new(Mutex::new(file)) })
+    }
+
+    fn error(&self, source: std::io::Error) -> StoreError {
+        StoreError::Journal { path: self.path.clone(), source }
+    }
+
+    /// Appends one entry with a single `write` of one line.
+    pub(super) fn append(&self, key: &str, record: &SentRecord) -> Result<(), StoreError> {
+        let entry = JournalEntry { key: key.to_string(), record: record.clone() };
+        let mut line = serde_json::to_vec(&entry).expect("journal entries serialize");
+        line.push(b'\n');
+        self.file.lock().expect("journal lock").write_all(&line).map_err(|e| self.error(e))
+    }
+
+    /// Every complete entry; a torn last line (a crash mid-append) is skipped.
+    fn entries(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        let file = File::open(&self.path).map_err(|e| self.error(e))?;
+        let mut entries = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|e| self.error(e))?;
+            if let Ok(entry) = serde_json::from_str(&line) {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Empties the journal; only once every entry is in flushed sled markers.
+    fn clear(&self) -> Result<(), StoreError> {
+        self.file.lock().expect("journal lock").set_len(0).map_err(|e| self.error(e))
+    }
+
+    fn len(&self) -> u64 {
+        self.file.lock().expect("journal lock").metadata().map_or(0, |m| m.len())
+    }
 }
 
 /// One look at the outbox for the delivery loop.
@@ -107,16 +190,41 @@ impl Store {
         Ok(n_new)
     }
 
-    /// Removes a delivered item and writes its sent marker in one batch, flushed before
-    /// returning. The window between a transport's "OK" and this flush is the only place a
-    /// crash can send twice (see ARCHITECTURE.md, durability).
+    /// Records a delivery: first in the sent journal (durable against a killed process as soon
+    /// as it returns), then by removing the item and writing its sent marker in one sled batch,
+    /// flushed before returning. Called by the one delivery task, one delivery at a time, which
+    /// is what makes emptying the journal here safe.
     pub async fn remove_delivered(&self, key: &str, record: &SentRecord) -> Result<(), StoreError> {
+        self.sent_journal.append(key, record)?;
         let mut batch = sled::Batch::default();
         batch.remove(outbox_key(key).as_bytes());
         batch.insert(sent_key(key).as_bytes(), serde_json::to_vec(record).expect("sent records serialize"));
         self.db.apply_batch(batch)?;
         self.db.flush_async().await?;
+        if self.sent_journal.len() > SENT_JOURNAL_MAX_BYTES {
+            self.sent_journal.clear()?;
+        }
         Ok(())
+    }
+
+    /// At open: applies journal entries a crash kept out of sled, flushes, empties the journal.
+    pub(super) fn replay_sent_journal(&self) -> Result<usize, StoreError> {
+        let entries = self.sent_journal.entries()?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = sled::Batch::default();
+        for entry in &entries {
+            batch.remove(outbox_key(&entry.key).as_bytes());
+            batch.insert(
+                sent_key(&entry.key).as_bytes(),
+                serde_json::to_vec(&entry.record).expect("sent records serialize"),
+            );
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        self.sent_journal.clear()?;
+        Ok(entries.len())
     }
 
     /// The sent marker of `key`, if it was delivered within the retention.

@@ -1,5 +1,7 @@
 //! Store tests on real sled files in a temp directory.
 
+use std::io::Write;
+
 use super::*;
 use crate::engine::{EventKind, FreezeChange, TierRecord};
 use crate::spec::Severity;
@@ -109,4 +111,39 @@ async fn a_corrupt_record_is_reported_by_key() {
     store.db.insert(format!("{TRANSITION_PREFIX}svc/x").as_bytes(), &b"{not json"[..]).unwrap();
     let err = store.load().expect_err("corrupt");
     assert!(err.to_string().contains("v1/tr/svc/x"), "{err}");
+}
+
+#[tokio::test]
+async fn a_delivery_in_the_journal_survives_a_crash_before_the_sled_flush() {
+    use crate::notify::{Message, NoticeKind, OutboxItem, Receipt};
+    let dir = tempfile::tempdir().unwrap();
+    let message = Message {
+        title: "t".into(),
+        text: String::new(),
+        html: String::new(),
+        fields: Vec::new(),
+        links: Vec::new(),
+        alert: None,
+    };
+    let item = OutboxItem::new("k".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
+    let record =
+        SentRecord { at: 9, receipt: Receipt { slack_channel: Some("C".into()), slack_ts: Some("1.5".into()) } };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&[], &[], std::slice::from_ref(&item)).await.unwrap();
+        // The transport said OK and the journal has it; the process dies before the sled batch.
+        store.sent_journal.append("k", &record).unwrap();
+    }
+    // A crash mid-append leaves a torn line; it is skipped.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("sent.journal"))
+        .unwrap()
+        .write_all(b"{\"key\":\"x")
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.outbox_depth(), 0, "replayed: the item is no longer queued");
+    assert_eq!(store.sent("k").unwrap(), Some(record));
+    assert_eq!(store.commit(&[], &[], &[item]).await.unwrap(), 0, "and cannot be queued again");
+    assert_eq!(std::fs::metadata(dir.path().join("sent.journal")).unwrap().len(), 0, "emptied once in sled");
 }
