@@ -14,6 +14,7 @@ pub mod engine;
 pub mod exposition;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod prometheus;
 pub mod replay;

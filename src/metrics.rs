@@ -169,7 +169,39 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
     out.sample("sloguard_store_failures_total", &[], load(&stats.n_store_failures));
     out.family("sloguard_uncommitted_events", "gauge", "Events evaluated but not yet durable (store failing).");
     out.sample("sloguard_uncommitted_events", &[], load(&stats.n_pending_events));
+    render_notify(&mut out, &stats.notify);
     out.text
+}
+
+/// The delivery task's counters; `route_kind` is the transport (`slack`, `email`, ...).
+fn render_notify(out: &mut Families, stats: &crate::notify::NotifyStats) {
+    out.family("sloguard_outbox_depth", "gauge", "Notifications waiting in the outbox (queued or being retried).");
+    out.sample("sloguard_outbox_depth", &[], stats.outbox_depth.load(Ordering::Relaxed) as f64);
+    let counts: Vec<(&str, u64, u64)> = stats.per_route_kind().collect();
+    out.family("sloguard_notifications_delivered_total", "counter", "Notifications delivered, per transport.");
+    for (kind, delivered, _) in &counts {
+        out.sample("sloguard_notifications_delivered_total", &[("route_kind", kind)], *delivered as f64);
+    }
+    out.family(
+        "sloguard_notification_failures_total",
+        "counter",
+        "Failed delivery attempts, per transport (each is retried from the outbox).",
+    );
+    for (kind, _, failures) in &counts {
+        out.sample("sloguard_notification_failures_total", &[("route_kind", kind)], *failures as f64);
+    }
+    let name = "sloguard_notification_delivery_seconds";
+    out.family(name, "histogram", "Time from the decision (event or planned reminder) to confirmed delivery.");
+    let (buckets, sum) = stats.latency();
+    let bucket_name = format!("{name}_bucket");
+    let mut count = 0;
+    for (bound, cumulative) in &buckets {
+        let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
+        out.sample(&bucket_name, &[("le", &le)], *cumulative as f64);
+        count = *cumulative;
+    }
+    out.sample(&format!("{name}_sum"), &[], sum);
+    out.sample(&format!("{name}_count"), &[], count as f64);
 }
 
 #[derive(Default)]
@@ -198,5 +230,30 @@ impl Families {
             v if v == f64::NEG_INFINITY => writeln!(self.text, " -Inf"),
             v => writeln!(self.text, " {v}"),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_families_parse_and_carry_the_counts() {
+        let stats = Stats::default();
+        stats.notify.delivered("slack", 120);
+        stats.notify.delivered("email", 4_000);
+        stats.notify.failed("email");
+        stats.notify.outbox_depth.store(3, Ordering::Relaxed);
+        let text = render(&Snapshot::default(), &stats, &[]);
+        let samples = crate::exposition::parse_strict(text.as_bytes()).expect("valid exposition");
+        let value = |series: &str| samples.iter().find(|s| s.series == series).map(|s| s.value);
+        assert_eq!(value("sloguard_outbox_depth"), Some(3.0));
+        assert_eq!(value(r#"sloguard_notifications_delivered_total{route_kind="slack"}"#), Some(1.0));
+        assert_eq!(value(r#"sloguard_notification_failures_total{route_kind="email"}"#), Some(1.0));
+        assert_eq!(value(r#"sloguard_notification_failures_total{route_kind="pagerduty"}"#), Some(0.0));
+        assert_eq!(value(r#"sloguard_notification_delivery_seconds_bucket{le="0.25"}"#), Some(1.0));
+        assert_eq!(value(r#"sloguard_notification_delivery_seconds_bucket{le="+Inf"}"#), Some(2.0));
+        assert_eq!(value("sloguard_notification_delivery_seconds_count"), Some(2.0));
+        assert_eq!(value("sloguard_notification_delivery_seconds_sum"), Some(4.12));
     }
 }

@@ -1,9 +1,10 @@
 //! Durable state in sled: window counters, series last values, alert/freeze transitions, the
-//! append-only event log, and governance records (overrides, corrections, the audit log; see
-//! `governance`).
+//! append-only event log, the notification outbox (`outbox`), and governance records
+//! (overrides, corrections, the audit log; see `governance`).
 //!
 //! Owns every byte sloguard writes to disk and is the only module that touches sled. It knows
-//! the engine's persistence records (plain data) and nothing of scraping, HTTP or notifications.
+//! the engine's persistence records and notify's outbox items (plain data) and nothing of
+//! scraping, HTTP or how notifications are delivered.
 //!
 //! Layout: one sled tree, versioned keys (`v1/...`), and `meta/schema` holding the schema version.
 //! A store written by a newer schema, or one that is not ours, is refused with a clear message;
@@ -18,7 +19,11 @@ use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
 use crate::engine::{CountersHeader, Event, Page, Restored, SeriesRecord, Transition, WindowRecord};
+use crate::notify::OutboxItem;
 pub use governance::{AuditAction, AuditEntry, Correction};
+
+mod outbox;
+pub use outbox::{OutboxScan, SentRecord};
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,12 +54,17 @@ pub enum StoreError {
     /// A record could not be decoded; the key names it.
     #[error("store record {key} is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
+    /// The delivery journal beside the database could not be opened, read or appended to.
+    #[error("delivery journal {path}: {source}")]
+    Journal { path: PathBuf, source: std::io::Error },
 }
 
 /// Handle to the open store; cheap to clone (sled's `Db` is reference counted).
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Append-only record of deliveries not yet known to be flushed in sled (see `outbox`).
+    sent_journal: outbox::SentJournal,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -86,7 +96,10 @@ impl Store {
                 });
             }
         }
-        Ok(Store { db })
+        let sent_journal = outbox::SentJournal::open(path)?;
+        let store = Store { db, sent_journal };
+        store.replay_sent_journal()?;
+        Ok(store)
     }
 
     /// Everything needed to resume: window counters, transitions and series last values.
@@ -124,10 +137,17 @@ impl Store {
         Ok(restored)
     }
 
-    /// Appends events and records the transitions they caused, atomically, and flushes before
-    /// returning: only then may anyone (API, notifications) be told.
-    pub async fn commit(&self, events: &[Event], transitions: &[Transition]) -> Result<(), StoreError> {
+    /// Appends events, records the transitions they caused and queues the notifications they
+    /// cause, atomically, and flushes before returning: only then may anyone (API, delivery) be
+    /// told. Items whose key is already queued or sent are skipped; returns how many were new.
+    pub async fn commit(
+        &self,
+        events: &[Event],
+        transitions: &[Transition],
+        items: &[OutboxItem],
+    ) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
+        let n_new = self.stage_outbox(&mut batch, items)?;
         for event in events {
             let mut key = EVENT_PREFIX.to_vec();
             key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
@@ -141,9 +161,12 @@ impl Store {
             };
             batch.insert(key.as_bytes(), serde_json::to_vec(transition).expect("transitions serialize"));
         }
+        if events.is_empty() && transitions.is_empty() && n_new == 0 {
+            return Ok(0);
+        }
         self.db.apply_batch(batch)?;
         self.db.flush_async().await?;
-        Ok(())
+        Ok(n_new)
     }
 
     /// Saves changed window pages and series last values, atomically, and flushes.

@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests: ports, bounded waiting, the built binary, and the
 //! real services the tests run against (see `prometheus`).
 
+pub mod daemon_proc;
 pub mod prometheus;
+pub mod slack;
+pub mod smtp;
+pub mod target;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -12,7 +16,7 @@ use tokio::time::Instant;
 
 /// How often `wait_until` polls: fast enough that tests do not idle, slow enough not to load a
 /// 2-core CI machine with requests.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Prepares process-wide state every test needs: the one rustls crypto provider (ring), as `main`
 /// installs it. Safe to call from every test; only the first call installs.

@@ -7,7 +7,9 @@
 //!
 //! Start-up order: specs and config were validated by the caller; then the store is opened and
 //! restored, Prometheus-backed SLOs are backfilled, the listener is bound, and only then is the
-//! daemon ready (`/readyz`, systemd READY=1).
+//! daemon ready (`/readyz`, systemd READY=1). Notification delivery and budget reports start
+//! after ready; at shutdown delivery stops first (an attempt under way may finish within the
+//! grace period), then the final flush.
 
 mod governance;
 mod sources;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{error, info, warn};
@@ -27,6 +29,7 @@ use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
 use crate::config::DaemonConfig;
 use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, WindowRecord};
 use crate::exposition;
+use crate::notify::{self, Deliverer, NotifyStats, OutboxItem, ReportDeps, Settings, Transports};
 use crate::policy::Decision;
 use crate::prometheus::SeriesPoints;
 use crate::spec::{ServiceSpec, SpecErrors};
@@ -92,6 +95,8 @@ pub struct Stats {
     pub last_reload: AtomicI64,
     pub n_store_failures: AtomicU64,
     pub n_pending_events: AtomicU64,
+    /// Written by the delivery task.
+    pub notify: Arc<NotifyStats>,
 }
 
 impl Shared {
@@ -161,6 +166,18 @@ pub async fn run(
     info!("listening on http://{local}");
 
     let (tx, rx) = mpsc::channel(INGEST_QUEUE);
+    let wake = Arc::new(Notify::new());
+    let (notify_settings, settings_rx) = watch::channel(Settings::from_config(&config));
+    let report_deps = ReportDeps {
+        store: store.clone(),
+        clock: clock.clone(),
+        snapshot: {
+            let shared = shared.clone();
+            Arc::new(move || shared.snapshot())
+        },
+        public_url: config.public_url.clone(),
+        wake: wake.clone(),
+    };
     let mut core = Core {
         health: health_for(&plans, &[]),
         tasks: sources::spawn_all(&plans, 0, clock.clone(), tx.clone()),
@@ -174,20 +191,42 @@ pub async fn run(
         clock,
         tx,
         pending_events: Vec::new(),
+        pending_items: Vec::new(),
         pending_windows: Vec::new(),
         pending_series: Vec::new(),
         last_decisions,
+        wake: wake.clone(),
+        notify_settings,
+        reports: None,
+        report_deps,
     };
     core.evaluate().await;
     shared.ready.store(true, Ordering::Release);
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     info!("ready: {} service(s), {} source(s)", core.specs.len(), core.plans.len());
+    let (stop_delivery, delivery_stopped) = watch::channel(false);
+    let deliverer = Deliverer::new(
+        core.store.clone(),
+        core.clock.clone(),
+        Transports::from_config(&core.config.notifiers),
+        core.config.delivery.clone(),
+        shared.stats.notify.clone(),
+    );
+    let delivery = tokio::spawn(notify::run(deliverer, settings_rx, wake, delivery_stopped));
+    core.schedule_reports().await;
 
     core.run(rx, &mut commands, &mut reloads, reloader, shutdown).await;
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     shared.ready.store(false, Ordering::Release);
     let grace = core.config.shutdown_grace;
+    core.stop_reports().await;
+    let _ = stop_delivery.send(true);
+    if tokio::time::timeout(grace, delivery).await.is_err() {
+        warn!(
+            "a notification attempt was still under way after {grace:?}; it stays queued and is retried at the next start"
+        );
+    }
     for task in core.tasks.drain(..) {
         task.abort();
     }
@@ -344,11 +383,20 @@ struct Core {
     /// Events evaluated but not yet committed (the store failed); retried every evaluation, and
     /// published only once committed.
     pending_events: Vec<Event>,
+    /// Notifications planned but not yet committed, retried with `pending_events`.
+    pending_items: Vec<OutboxItem>,
     /// Window pages and series values whose save failed; retried at the next flush.
     pending_windows: Vec<WindowRecord>,
     pending_series: Vec<SeriesRecord>,
     /// The gate decision last written to the audit log per service (see `governance`).
     last_decisions: HashMap<String, Decision>,
+    /// Wakes the delivery task after a commit queued notifications.
+    wake: Arc<Notify>,
+    /// Notifier and delivery config for the delivery task, replaced on reload.
+    notify_settings: watch::Sender<Settings>,
+    /// The budget-report scheduler, when `reports:` lists any.
+    reports: Option<tokio_cron_scheduler::JobScheduler>,
+    report_deps: ReportDeps,
 }
 
 impl Core {
@@ -448,7 +496,8 @@ impl Core {
         }
     }
 
-    /// Evaluates at the current instant, commits what changed, then publishes.
+    /// Evaluates at the current instant, commits what changed with the notifications it causes,
+    /// wakes delivery, then publishes.
     async fn evaluate(&mut self) {
         let started = Instant::now();
         let now = self.clock.now();
@@ -457,11 +506,26 @@ impl Core {
             info!("{}", describe(event));
         }
         let transitions = self.engine.transitions_for(&events);
+        let snapshot = Snapshot::build(now, &self.engine, &self.specs, self.health.clone());
+        let mut items = notify::plan(&events, &self.specs, &self.config, &snapshot);
+        items.extend(notify::repeat(&self.specs, &self.config, &snapshot));
+        for item in items {
+            // Repeats are planned every round; while the store fails, keep one of each.
+            if !self.pending_items.iter().any(|pending| pending.key == item.key) {
+                self.pending_items.push(item);
+            }
+        }
         self.pending_events.extend(events);
         let stats = &self.shared.stats;
-        if !self.pending_events.is_empty() || !transitions.is_empty() {
-            match self.store.commit(&self.pending_events, &transitions).await {
-                Ok(()) => self.pending_events.clear(),
+        if !self.pending_events.is_empty() || !transitions.is_empty() || !self.pending_items.is_empty() {
+            match self.store.commit(&self.pending_events, &transitions, &self.pending_items).await {
+                Ok(n_new) => {
+                    self.pending_events.clear();
+                    self.pending_items.clear();
+                    if n_new > 0 {
+                        self.wake.notify_one();
+                    }
+                }
                 Err(e) => {
                     // Transitions of this round are lost with the error, but the engine keeps the
                     // state and the events wait in `pending_events`, so nothing is announced
@@ -472,7 +536,7 @@ impl Core {
             }
         }
         stats.n_pending_events.store(self.pending_events.len() as u64, Ordering::Relaxed);
-        self.shared.publish(Snapshot::build(now, &self.engine, &self.specs, self.health.clone()));
+        self.shared.publish(snapshot);
         stats.n_evaluations.fetch_add(1, Ordering::Relaxed);
         stats.last_evaluation_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.govern(now).await;
@@ -506,6 +570,30 @@ impl Core {
             Ok(0) => {}
             Ok(n) => info!("pruned {n} audit entr(ies) older than {}", rfc3339(before)),
             Err(e) => warn!("pruning the audit log failed: {e}"),
+        }
+        // Sent markers live as long as events: a resolve still finds its page's receipt.
+        match self.store.prune_sent(before) {
+            Ok(0) => {}
+            Ok(n) => info!("pruned {n} sent-notification marker(s) older than {}", rfc3339(before)),
+            Err(e) => warn!("pruning sent markers failed: {e}"),
+        }
+    }
+
+    /// Starts the budget-report jobs of the current config; a bad schedule is logged and the
+    /// daemon runs without reports rather than not at all.
+    async fn schedule_reports(&mut self) {
+        self.report_deps.public_url = self.config.public_url.clone();
+        match notify::schedule_reports(&self.config.reports, self.report_deps.clone()).await {
+            Ok(scheduler) => self.reports = scheduler,
+            Err(e) => error!("budget reports disabled: {e}"),
+        }
+    }
+
+    async fn stop_reports(&mut self) {
+        if let Some(mut scheduler) = self.reports.take()
+            && let Err(e) = scheduler.shutdown().await
+        {
+            warn!("stopping the report scheduler: {e}");
         }
     }
 
@@ -544,8 +632,19 @@ impl Core {
         self.health = health_for(&plans, &self.health);
         self.tasks = sources::spawn_all(&plans, self.generation, self.clock.clone(), self.tx.clone());
         self.plans = plans;
+        let reports_changed = config.reports != self.config.reports || config.public_url != self.config.public_url;
         self.config = DaemonConfig { listen: self.config.listen, data_dir: self.config.data_dir.clone(), ..config };
         self.specs = specs;
+        self.notify_settings.send_if_modified(|settings| {
+            let new = Settings::from_config(&self.config);
+            let changed = *settings != new;
+            *settings = new;
+            changed
+        });
+        if reports_changed {
+            self.stop_reports().await;
+            self.schedule_reports().await;
+        }
         stats.config_reload_success.store(true, Ordering::Relaxed);
         info!("reloaded: {} service(s), {} source(s)", self.specs.len(), self.plans.len());
         self.evaluate().await;

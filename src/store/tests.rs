@@ -1,5 +1,7 @@
 //! Store tests on real sled files in a temp directory.
 
+use std::io::Write;
+
 use super::*;
 use crate::engine::{EventKind, FreezeChange, TierRecord};
 use crate::spec::Severity;
@@ -41,7 +43,7 @@ async fn state_survives_reopen() {
     let series = SeriesRecord { source: "http://t/metrics".into(), series: "req{a=\"b\"}".into(), at: 9, value: 3.5 };
     {
         let store = Store::open(dir.path()).unwrap();
-        store.commit(&[freeze_event("svc", 5)], &transitions).await.unwrap();
+        store.commit(&[freeze_event("svc", 5)], &transitions, &[]).await.unwrap();
         store.save(&[window("svc/a", vec![page.clone()])], std::slice::from_ref(&series)).await.unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
@@ -69,7 +71,7 @@ async fn events_filter_by_service_and_time_and_prune() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let events = [freeze_event("a", 100), freeze_event("b", 200), freeze_event("a", 300)];
-    store.commit(&events, &[]).await.unwrap();
+    store.commit(&events, &[], &[]).await.unwrap();
     assert_eq!(store.events(Some("a"), 0, 10).unwrap(), vec![events[0].clone(), events[2].clone()]);
     assert_eq!(store.events(None, 200, 10).unwrap(), events[1..].to_vec());
     assert_eq!(store.events(None, 0, 1).unwrap().len(), 1);
@@ -109,4 +111,39 @@ async fn a_corrupt_record_is_reported_by_key() {
     store.db.insert(format!("{TRANSITION_PREFIX}svc/x").as_bytes(), &b"{not json"[..]).unwrap();
     let err = store.load().expect_err("corrupt");
     assert!(err.to_string().contains("v1/tr/svc/x"), "{err}");
+}
+
+#[tokio::test]
+async fn a_delivery_in_the_journal_survives_a_crash_before_the_sled_flush() {
+    use crate::notify::{Message, NoticeKind, OutboxItem, Receipt};
+    let dir = tempfile::tempdir().unwrap();
+    let message = Message {
+        title: "t".into(),
+        text: String::new(),
+        html: String::new(),
+        fields: Vec::new(),
+        links: Vec::new(),
+        alert: None,
+    };
+    let item = OutboxItem::new("k".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
+    let record =
+        SentRecord { at: 9, receipt: Receipt { slack_channel: Some("C".into()), slack_ts: Some("1.5".into()) } };
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&[], &[], std::slice::from_ref(&item)).await.unwrap();
+        // The transport said OK and the journal has it; the process dies before the sled batch.
+        store.sent_journal.append("k", &record).unwrap();
+    }
+    // A crash mid-append leaves a torn line; it is skipped.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("sent.journal"))
+        .unwrap()
+        .write_all(b"{\"key\":\"x")
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.outbox_depth(), 0, "replayed: the item is no longer queued");
+    assert_eq!(store.sent("k").unwrap(), Some(record));
+    assert_eq!(store.commit(&[], &[], &[item]).await.unwrap(), 0, "and cannot be queued again");
+    assert_eq!(std::fs::metadata(dir.path().join("sent.journal")).unwrap().len(), 0, "emptied once in sled");
 }
