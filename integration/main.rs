@@ -1,5 +1,5 @@
 //! Integration tests: the real sloguard binary against real services on loopback.
 
 mod prometheus_source;
-mod promtool;
+mod replay_oracle;
 mod support;
