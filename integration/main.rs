@@ -5,4 +5,5 @@ mod notify;
 mod prometheus_source;
 mod promtool;
 mod recipes;
+mod replay_oracle;
 mod support;
