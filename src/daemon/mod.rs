@@ -40,6 +40,12 @@ pub const MAX_SAMPLE_GAP: Millis = 5 * MINUTE;
 /// so a finer step would add load without adding precision.
 const BACKFILL_STEP: Duration = Duration::from_secs(60);
 
+/// Resolution of the extra backfill query over the last [`BACKFILL_STEP`], made only when a
+/// series is younger than one step: the coarse grid then holds a single point of it, a baseline
+/// without an increase. One second is the finest interval a source may have; a step finer than
+/// the server's scrape interval only repeats values, which the engine ignores.
+const BACKFILL_TAIL_STEP: Duration = Duration::from_secs(1);
+
 /// Longest a start-up backfill may take before the daemon starts without it (those SLOs then
 /// start empty, which reads as no data, never as good).
 const BACKFILL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -230,9 +236,15 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
         let started = Instant::now();
         let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
         for selector in selectors {
-            let Some(series) = backfill_range(&client, plan, selector, start, now, BACKFILL_STEP).await else {
+            let Some(mut series) = backfill_range(&client, plan, selector, start, now, BACKFILL_STEP).await else {
                 continue;
             };
+            if series.iter().any(|s| s.points.len() < 2) {
+                // Points both queries hold are equal, and the engine ignores the repeat.
+                let tail_start = start.max(now - duration_millis(BACKFILL_STEP));
+                let tail = backfill_range(&client, plan, selector, tail_start, now, BACKFILL_TAIL_STEP).await;
+                series.extend(tail.unwrap_or_default());
+            }
             for s in series {
                 let (key, name) = series_key(&s);
                 let id = engine.series(source, &key, &name, &s.labels[..]);
