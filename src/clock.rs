@@ -64,6 +64,28 @@ pub fn format_span(span: Millis) -> String {
     out
 }
 
+/// Parses an RFC 3339 instant (`2026-01-04T14:01:00Z`, any offset) to Unix milliseconds.
+pub fn parse_rfc3339(text: &str) -> Result<Millis, time::error::Parse> {
+    let t = OffsetDateTime::parse(text, &Rfc3339)?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as Millis)
+}
+
+/// Instants as RFC 3339 strings in serde (`#[serde(with = "crate::clock::serde_rfc3339")]`), so
+/// records in the store and the API read the same text as the event log.
+pub mod serde_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::{Millis, parse_rfc3339, rfc3339};
+
+    pub fn serialize<S: Serializer>(at: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        parse_rfc3339(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +94,13 @@ mod tests {
     fn formats_whole_seconds_with_zone() {
         assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_767_225_600_000 + 1_500), "2026-01-01T00:00:01.5Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        assert_eq!(parse_rfc3339("2026-01-01T00:00:01.5Z").unwrap(), 1_767_225_600_000 + 1_500);
+        assert_eq!(parse_rfc3339("2026-01-01T01:00:00+01:00").unwrap(), 1_767_225_600_000);
+        assert!(parse_rfc3339("yesterday").is_err());
     }
 
     #[test]

@@ -1,33 +1,47 @@
 //! The daemon's own config file (`sloguard.yaml`): where to listen, where state lives, which
-//! specs to load, and timing knobs. Loaded with the spec loader's machinery (`spec::check`), so
-//! both files report errors the same way (`file:line:column: field: message`), all at once.
+//! specs to load, timing knobs, and how notifications are delivered. Loaded with the spec
+//! loader's machinery (`spec::check`), so both files report errors the same way
+//! (`file:line:column: field: message`), all at once.
 //!
 //! ```yaml
 //! listen: 127.0.0.1:9464           # required: IP address and port (quote IPv6: '[::]:9464')
 //! data_dir: /var/lib/sloguard      # required
 //! specs: /etc/sloguard/slo-specs   # required: a path or a list of paths (files or directories)
-//! evaluation_interval: 10s         # optional, as are the three below; defaults below
+//! evaluation_interval: 10s         # optional, as is everything below; defaults below
 //! flush_interval: 10s
 //! event_retention: 90d
 //! shutdown_grace: 10s
+//! public_url: https://sloguard.internal.example   # default http://<listen>
+//! api: { token_env: SLOGUARD_API_TOKEN }          # or token_file
+//! notifiers:                       # the transports that routes (`slack:#x`, ...) go through
+//!   slack: { token_env: SLACK_BOT_TOKEN }
+//!   email: { url: "smtp://mail.example.com:587", from: sloguard@example.com }
+//!   webhooks: { deploybot: { url: https://deploybot.example/hooks/sloguard } }
+//!   alertmanager: { url: http://alertmanager:9093 }
+//!   pagerduty: { routing_key_env: PD_ROUTING_KEY }
+//! delivery: { repeat_interval: 4h, fallback_after: 15m, fallback: ["email:sre@example.com"] }
+//! reports:
+//!   - { schedule: "0 0 9 * * Mon", to: ["email:payments@example.com"], services: [checkout] }
 //! ```
 //!
-//! Relative `data_dir` and `specs` paths are relative to the config file's directory.
+//! `examples/sloguard.full.yaml` shows and explains every key. Relative paths (`data_dir`,
+//! `specs`, `*_file`) are relative to the config file's directory. Every route, in the config
+//! and in the specs, must name a configured notifier; report services must be loaded specs.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::spec::{Route, Secret};
-
-use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::spec::check::{Checker, parse_document, process_env, read_text};
-use crate::spec::{ServiceSpec, SourceRule, SpecErrors, load_specs};
+use crate::spec::check::{Checker, EnvLookup, parse_document, process_env, read_text};
+use crate::spec::secret::SecretUse;
+use crate::spec::{Route, Secret, ServiceSpec, SpecError, SpecErrors, SpecUse, load_specs};
+use notify::{Configured, SECRETS_HINT, ServiceRef};
+use raw::{RawApi, RawConfig, RawPaths};
 
+mod notify;
+mod raw;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +64,10 @@ pub const DEFAULT_FALLBACK_AFTER: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 /// Slack's documented limit is about one message per second per channel.
 pub const DEFAULT_PER_DESTINATION_PER_MINUTE: u32 = 60;
+/// Slack's Web API.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+/// PagerDuty's Events API v2 host.
+pub const DEFAULT_PAGERDUTY_API_URL: &str = "https://events.pagerduty.com";
 
 impl Default for Delivery {
     fn default() -> Delivery {
@@ -180,31 +198,71 @@ pub struct Report {
 /// [`load_daemon`] for loading the specs too.
 pub fn load_config(path: &Path) -> Result<DaemonConfig, SpecErrors> {
     let text = read_text(path, "config file").map_err(|e| SpecErrors(vec![e]))?;
-    parse_config(path, &text)
+    parse_config(path, &text, &process_env).map(|(config, _)| config)
 }
 
 /// Loads the config and then every spec it names, for running the daemon: each spec must have a
-/// `source:`. Config errors stop there (the spec paths are not known); spec errors of all files
-/// are reported together.
+/// `source:` and each of its routes a configured notifier. Config errors stop there (the spec
+/// paths are not known); spec errors of all files are reported together.
 pub fn load_daemon(path: &Path) -> Result<(DaemonConfig, Vec<ServiceSpec>), SpecErrors> {
-    let config = load_config(path)?;
-    let specs = load_specs(&config.specs, SourceRule::Required)?;
+    load_daemon_with_env(path, &process_env)
+}
+
+/// [`load_daemon`], resolving `*_env` secrets of the config and the specs through `env`.
+fn load_daemon_with_env(path: &Path, env: EnvLookup<'_>) -> Result<(DaemonConfig, Vec<ServiceSpec>), SpecErrors> {
+    let text = read_text(path, "config file").map_err(|e| SpecErrors(vec![e]))?;
+    let (config, service_refs) = parse_config(path, &text, env)?;
+    let configured = Configured::validated(&config.notifiers);
+    let config_name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy();
+    let routes = |route: &Route| {
+        configured.deliverable(route).map_err(|key| format!("route {route} needs {key} in {config_name}"))
+    };
+    let specs = load_specs(&config.specs, env, SpecUse::Daemon { routes: &routes })?;
+    let unknown: Vec<SpecError> = service_refs
+        .into_iter()
+        .filter(|service| !specs.iter().any(|spec| spec.service == service.name))
+        .map(|ServiceRef { field, at, name }| SpecError {
+            file: path.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            field,
+            message: format!("no loaded spec defines service `{name}`"),
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(SpecErrors(unknown));
+    }
     Ok((config, specs))
 }
 
-/// Validates config text; `path` is used in errors and as the base of relative paths.
-fn parse_config(path: &Path, text: &str) -> Result<DaemonConfig, SpecErrors> {
+/// Validates config text; `path` is used in errors and as the base of relative paths. Also
+/// returns the report services, which only [`load_daemon`] can check.
+fn parse_config(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<(DaemonConfig, Vec<ServiceRef>), SpecErrors> {
     let raw: Spanned<RawConfig> = parse_document(path, text)?;
-    let mut check = Checker::new(path, &process_env);
+    let declared = raw.value.notifiers.as_ref().map(|n| Configured::declared(&n.value)).unwrap_or_default();
+    let routes = |route: &Route| declared.deliverable(route).map_err(|key| format!("route {route} needs {key}"));
+    let mut check = Checker::new(path, env, Some(&routes));
     let config = check_config(&mut check, &raw);
     check.finish(config)
 }
 
 /// Every field is checked before any result is combined with `?`, so all errors are recorded.
-fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<DaemonConfig> {
+fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<(DaemonConfig, Vec<ServiceRef>)> {
     let root = &raw.referenced;
-    let RawConfig { listen, data_dir, specs, evaluation_interval, flush_interval, event_retention, shutdown_grace } =
-        &raw.value;
+    let RawConfig {
+        listen,
+        data_dir,
+        specs,
+        evaluation_interval,
+        flush_interval,
+        event_retention,
+        shutdown_grace,
+        public_url,
+        api,
+        notifiers,
+        delivery,
+        reports,
+    } = &raw.value;
     let listen = check.require(listen, root, "listen").and_then(|l| listen_address(check, l));
     let data_dir = check.require(data_dir, root, "data_dir").and_then(|d| check.path(d, "data_dir"));
     let specs = check.require(specs, root, "specs").and_then(|s| spec_paths(check, s));
@@ -213,14 +271,21 @@ fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<Dae
     let flush_interval = check.duration_or(flush_interval, DEFAULT_FLUSH_INTERVAL, "flush_interval");
     let event_retention = check.duration_or(event_retention, DEFAULT_EVENT_RETENTION, "event_retention");
     let shutdown_grace = check.duration_or(shutdown_grace, DEFAULT_SHUTDOWN_GRACE, "shutdown_grace");
+    let public_url = match public_url {
+        Some(url) => check.base_url(url, "public_url", SECRETS_HINT, None).map(Some),
+        None => Some(None),
+    };
+    let api = match api {
+        Some(api) => api_config(check, api).map(|token| ApiConfig { token: Some(token) }),
+        None => Some(ApiConfig::default()),
+    };
+    let notifiers = notify::notifiers(check, notifiers.as_ref());
+    let delivery = notify::delivery(check, delivery.as_ref());
+    let reports = notify::reports(check, reports.as_ref());
     let listen = listen?;
-    Some(DaemonConfig {
+    let (reports, service_refs) = reports?;
+    let config = DaemonConfig {
         path: check.file.to_path_buf(),
-        public_url: format!("http://{listen}"),
-        api: ApiConfig::default(),
-        notifiers: Notifiers::default(),
-        delivery: Delivery::default(),
-        reports: Vec::new(),
         listen,
         data_dir: data_dir?,
         specs: specs?,
@@ -228,7 +293,22 @@ fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<Dae
         flush_interval: flush_interval?,
         event_retention: event_retention?,
         shutdown_grace: shutdown_grace?,
-    })
+        // Links in notifications must lead somewhere; the listen address does for a local setup.
+        public_url: public_url?.unwrap_or_else(|| format!("http://{listen}")),
+        api: api?,
+        notifiers: notifiers?,
+        delivery: delivery?,
+        reports,
+    };
+    Some((config, service_refs))
+}
+
+/// `api:` holds the token, required once the section is there: an `api:` without one would
+/// leave the mutating endpoints closed, which is what omitting `api:` already says.
+fn api_config(check: &mut Checker<'_>, raw: &Spanned<RawApi>) -> Option<Secret> {
+    let RawApi { token_env, token_file } = &raw.value;
+    // Compared with the `Authorization: Bearer` header of requests, so it must fit in one.
+    check.required_secret(token_env, token_file, &raw.referenced, "api", "token", SecretUse::Bearer)
 }
 
 /// An IP address and port. Host names are refused rather than resolved: what `localhost` means
@@ -261,50 +341,5 @@ fn spec_paths(check: &mut Checker<'_>, raw: &Spanned<RawPaths>) -> Option<Vec<Pa
                 list.iter().enumerate().map(|(index, text)| check.path(text, &format!("specs[{index}]"))).collect();
             paths.into_iter().collect()
         }
-    }
-}
-
-/// Raw serde mirror of `sloguard.yaml`, as `spec::raw` is of a spec: positions kept, required
-/// fields still optional so all missing ones are reported together, unknown keys refused.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen: Option<Spanned<String>>,
-    data_dir: Option<Spanned<String>>,
-    specs: Option<Spanned<RawPaths>>,
-    evaluation_interval: Option<Spanned<String>>,
-    flush_interval: Option<Spanned<String>>,
-    event_retention: Option<Spanned<String>>,
-    shutdown_grace: Option<Spanned<String>>,
-}
-
-/// `specs:` as one path or a list. Hand-deserialized rather than `#[serde(untagged)]`, which
-/// would lose the list items' positions and replace type errors with "did not match any variant".
-#[derive(Debug)]
-enum RawPaths {
-    One(String),
-    Many(Vec<Spanned<String>>),
-}
-
-impl<'de> Deserialize<'de> for RawPaths {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PathsVisitor;
-        impl<'de> Visitor<'de> for PathsVisitor {
-            type Value = RawPaths;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a path or a list of paths")
-            }
-            fn visit_str<E: de::Error>(self, path: &str) -> Result<RawPaths, E> {
-                Ok(RawPaths::One(path.to_string()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawPaths, A::Error> {
-                let mut paths = Vec::new();
-                while let Some(path) = seq.next_element()? {
-                    paths.push(path);
-                }
-                Ok(RawPaths::Many(paths))
-            }
-        }
-        deserializer.deserialize_any(PathsVisitor)
     }
 }

@@ -1,5 +1,6 @@
 //! The CLI edge: parses arguments, sets up logging, and maps outcomes to exit codes
-//! (0 ok, 1 runtime failure or denied gate, 64 bad usage or config). `anyhow` lives only here.
+//! (0 ok, 1 runtime failure or denied gate, 64 bad usage or config, 69 gate without a decision).
+//! `anyhow` lives only here.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -13,6 +14,17 @@ use sloguard::spec::{self, SpecErrors};
 
 /// Exit code for bad usage or invalid configuration (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
+
+/// `sloguard gate`: the deploy is denied (the usual runtime-failure code, so `set -e` stops).
+const EXIT_DENIED: u8 = 1;
+
+/// `sloguard gate`: no decision could be had (sysexits' EX_UNAVAILABLE), distinct from a deny
+/// so a pipeline can tell "sloguard said no" from "sloguard was not there".
+const EXIT_UNAVAILABLE: u8 = 69;
+
+/// `sloguard gate --timeout` default: the gate answers in well under a millisecond, so ten
+/// seconds only ever waits on a slow network, and still fails a CI step quickly.
+const DEFAULT_GATE_TIMEOUT: &str = "10s";
 
 #[derive(Parser)]
 #[command(name = "sloguard", version, about = "SLO burn-rate alerts, durable error budgets and deploy gates")]
@@ -63,6 +75,31 @@ enum Command {
         #[arg(long, default_value_t = sloguard::demo::DEFAULT_INCIDENT_ERROR_RATIO)]
         incident_error_ratio: f64,
     },
+    /// Ask a running sloguard whether SERVICE may deploy now, for CI/CD pipelines.
+    ///
+    /// Exits 0 on allow and on warn (printing the warning), 1 on deny (printing the reasons and
+    /// how to get an exception), 69 when sloguard cannot be reached or answers 5xx or garbage
+    /// (0 with --fail-open), 64 for bad usage or an unknown service.
+    Gate {
+        /// The service name, as in its spec.
+        service: String,
+        /// Base URL of the sloguard API, e.g. http://sloguard.monitoring:9464.
+        #[arg(long, env = "SLOGUARD_URL")]
+        server: String,
+        /// Change class (hotfix, security, ...); classes in the spec's allow_during_freeze pass
+        /// a freeze with a warning.
+        #[arg(long)]
+        change: Option<String>,
+        /// Allow the deploy when no decision can be had (unreachable, 5xx, garbage).
+        #[arg(long)]
+        fail_open: bool,
+        /// Give up on sloguard after this long (e.g. 5s, 1m).
+        #[arg(long, default_value = DEFAULT_GATE_TIMEOUT, value_parser = parse_span)]
+        timeout: std::time::Duration,
+        /// Print the decision as sloguard's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Durations on the command line use the spec's units, with `0s` allowed to disable things.
@@ -71,6 +108,18 @@ fn parse_span(text: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::ZERO);
     }
     sloguard::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Why `sloguard gate` got no decision.
+#[derive(Debug, thiserror::Error)]
+enum GateFailure {
+    /// Unreachable, timed out, 5xx, or a body that is not a decision: exit 69 (or fail open).
+    #[error("{0}")]
+    Unavailable(String),
+    /// sloguard refused the request (unknown service, bad change class): a usage error, never
+    /// failed open, since a typo would otherwise skip the gate for good.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A failure that maps to a specific exit code.
@@ -120,7 +169,109 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = sloguard::demo::DemoOptions { rate, incident_after, incident_for, incident_error_ratio };
             demo_cmd(listen, options)
         }
+        Command::Gate { service, server, change, fail_open, timeout, json } => {
+            let url = gate_url(&server, &service, change.as_deref())?;
+            let answer = runtime()?.block_on(fetch_gate(url, timeout));
+            Ok(report_gate(&service, answer, fail_open, json))
+        }
     }
+}
+
+/// `<server>/v1/gate/<service>?change=<class>`, with the service and class percent-encoded.
+fn gate_url(server: &str, service: &str, change: Option<&str>) -> anyhow::Result<reqwest::Url> {
+    let usage = |why: &str| Failure::Usage(format!("--server {server:?}: {why}"));
+    let mut url = reqwest::Url::parse(server).map_err(|e| usage(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(usage("expected an http:// or https:// URL").into());
+    }
+    url.path_segments_mut().map_err(|()| usage("not a base URL"))?.pop_if_empty().extend(["v1", "gate", service]);
+    if let Some(change) = change {
+        url.query_pairs_mut().append_pair("change", change);
+    }
+    Ok(url)
+}
+
+/// The gate's JSON body and its decision, or why there is none.
+async fn fetch_gate(url: reqwest::Url, timeout: std::time::Duration) -> Result<(String, String), GateFailure> {
+    let unavailable = |what: String| GateFailure::Unavailable(what);
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| unavailable(format!("building the HTTP client: {e}")))?;
+    let res =
+        client.get(url.clone()).send().await.map_err(|e| unavailable(format!("GET {url}: {}", error_chain(&e))))?;
+    let status = res.status();
+    let body = res.text().await.map_err(|e| unavailable(format!("reading the answer from {url}: {e}")))?;
+    let reason = || {
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.chars().take(200).collect())
+    };
+    if status.is_client_error() {
+        return Err(GateFailure::Refused(format!("{url} answered {status}: {}", reason())));
+    }
+    if !status.is_success() {
+        return Err(unavailable(format!("{url} answered {status}: {}", reason())));
+    }
+    let decision = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["decision"].as_str().map(str::to_string))
+        .filter(|d| matches!(d.as_str(), "allow" | "warn" | "deny"))
+        .ok_or_else(|| unavailable(format!("{url} answered {status} without a decision: {}", reason())))?;
+    Ok((body, decision))
+}
+
+/// An error and its causes, `a: b: c`: reqwest's own message leaves out why a request failed
+/// (refused, timed out, DNS).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints the answer for a CI log and picks the exit code.
+fn report_gate(service: &str, answer: Result<(String, String), GateFailure>, fail_open: bool, json: bool) -> ExitCode {
+    let (body, decision) = match answer {
+        Ok(answer) => answer,
+        Err(GateFailure::Refused(why)) => {
+            eprintln!("sloguard gate: {why}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(GateFailure::Unavailable(why)) if fail_open => {
+            eprintln!("sloguard gate: no decision for {service}: {why}");
+            eprintln!("sloguard gate: FAILED OPEN (--fail-open): allowing the deploy without a decision");
+            return ExitCode::SUCCESS;
+        }
+        Err(GateFailure::Unavailable(why)) => {
+            eprintln!("sloguard gate: no decision for {service}: {why}");
+            eprintln!("sloguard gate: failing closed; pass --fail-open to deploy when sloguard is unavailable");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    if json {
+        println!("{body}");
+    } else {
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let headline = match decision.as_str() {
+            "allow" => "ALLOW",
+            "warn" => "WARN (deploying anyway)",
+            _ => "DENY",
+        };
+        println!("sloguard gate: {service}: {headline}");
+        for reason in parsed["reasons"].as_array().into_iter().flatten().filter_map(|r| r.as_str()) {
+            println!("  - {reason}");
+        }
+        if let Some(exception) = parsed["exception"].as_str().filter(|_| decision == "deny") {
+            println!("  exception: {exception}");
+        }
+    }
+    if decision == "deny" { ExitCode::from(EXIT_DENIED) } else { ExitCode::SUCCESS }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -10,10 +10,12 @@ use std::sync::atomic::Ordering;
 
 use crate::daemon::Stats;
 use crate::exposition::escape_label_value;
+use crate::policy::Decision;
 use crate::status::Snapshot;
 
-/// Renders every family with HELP and TYPE, families in a fixed order.
-pub fn render(snapshot: &Snapshot, stats: &Stats) -> String {
+/// Renders every family with HELP and TYPE, families in a fixed order. `decisions` holds each
+/// service's current gate answer, parallel to `snapshot.services`.
+pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> String {
     let mut out = Families::default();
     out.family("sloguard_build_info", "gauge", "Always 1; the version label says which build runs.");
     out.sample("sloguard_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
@@ -88,6 +90,17 @@ pub fn render(snapshot: &Snapshot, stats: &Stats) -> String {
     );
     for service in &snapshot.services {
         out.sample("sloguard_service_frozen", &[("service", &service.service)], f64::from(u8::from(service.frozen)));
+    }
+    out.family(
+        "sloguard_gate_decision",
+        "gauge",
+        "1 for the deploy gate's current answer (no change class, overrides applied), 0 for the other two.",
+    );
+    for (service, &decision) in snapshot.services.iter().zip(decisions) {
+        for d in Decision::ALL {
+            let labels = [("service", service.service.as_str()), ("decision", d.as_str())];
+            out.sample("sloguard_gate_decision", &labels, f64::from(u8::from(d == decision)));
+        }
     }
 
     out.family("sloguard_source_up", "gauge", "1 if the last fetch from the source succeeded and parsed cleanly.");
@@ -231,7 +244,7 @@ mod tests {
         stats.notify.delivered("email", 4_000);
         stats.notify.failed("email");
         stats.notify.outbox_depth.store(3, Ordering::Relaxed);
-        let text = render(&Snapshot::default(), &stats);
+        let text = render(&Snapshot::default(), &stats, &[]);
         let samples = crate::exposition::parse_strict(text.as_bytes()).expect("valid exposition");
         let value = |series: &str| samples.iter().find(|s| s.series == series).map(|s| s.value);
         assert_eq!(value("sloguard_outbox_depth"), Some(3.0));

@@ -1,15 +1,27 @@
-//! The error-budget policy applied to deploys: turns a service's status into a gate decision
-//! (`allow`, `warn`, `deny`) with human reasons and the figures behind them.
+//! The error-budget policy applied to deploys: turns a service's status, the change class asked
+//! about and any active override into a gate decision (`allow`, `warn`, `deny`) with human
+//! reasons, the figures behind them, and how to get an exception.
 //!
-//! Pure: reads a snapshot, returns a decision. Owns no state and performs no I/O; the freeze
-//! itself is decided by the engine (with hysteresis) and only read here.
+//! Pure: reads a snapshot and the overrides it is handed, returns a decision. Owns no state and
+//! performs no I/O; the freeze itself (including `freeze_on_page`) is decided by the engine with
+//! hysteresis and only read here, and overrides are kept by the daemon and the store.
+//!
+//! Rules, strictest wins:
+//! - frozen → `deny`, unless the change class is in `allow_during_freeze` (then `warn`, naming
+//!   the class: deploying into a freeze is allowed but never silent);
+//! - a firing page, an SLO below `warn_below`, an SLO without data or a source down → `warn`
+//!   (no data is never `allow`);
+//! - otherwise `allow`.
+//!
+//! An active override replaces the result (the newest one if several are active); the reasons
+//! still say what the policy alone would answer, and when the override expires.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::{Millis, format_span, rfc3339};
 use crate::status::{ServiceStatus, Snapshot};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Allow,
@@ -17,16 +29,87 @@ pub enum Decision {
     Deny,
 }
 
+impl Decision {
+    pub const ALL: [Decision; 3] = [Decision::Allow, Decision::Warn, Decision::Deny];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Warn => "warn",
+            Decision::Deny => "deny",
+        }
+    }
+
+    /// The stricter of two decisions.
+    fn max_with(self, other: Decision) -> Decision {
+        let rank = |d: Decision| match d {
+            Decision::Allow => 0,
+            Decision::Warn => 1,
+            Decision::Deny => 2,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+/// A person's exception to the policy for one service, until it expires. Created through the
+/// API, persisted by the store, applied by [`decide`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    /// `ovr-<hex>`, unique for the life of the store.
+    pub id: String,
+    pub service: String,
+    /// What the gate answers while the override is active.
+    pub decision: Decision,
+    /// Why, in the requester's words; shown in every gate answer it affects.
+    pub reason: String,
+    #[serde(with = "crate::clock::serde_rfc3339")]
+    pub created_at: Millis,
+    #[serde(with = "crate::clock::serde_rfc3339")]
+    pub expires_at: Millis,
+    /// Informational: the `X-Sloguard-Actor` header, not an authenticated identity.
+    pub actor: Option<String>,
+    /// The client's address as the daemon saw it.
+    pub remote: Option<String>,
+}
+
+impl Override {
+    pub fn is_active(&self, now: Millis) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// What the caller asks about, beyond the service.
+#[derive(Debug, Clone, Copy)]
+pub struct GateRequest<'a> {
+    /// The change class (`?change=hotfix`); any value is accepted, only listed ones are exempt.
+    pub change: Option<&'a str>,
+    /// Overrides for this service; inactive ones are ignored.
+    pub overrides: &'a [Override],
+    /// Wall-clock now, for override expiry.
+    pub now: Millis,
+}
+
 /// The gate's answer, as served by `GET /v1/gate/{service}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateDecision {
     pub service: String,
     pub decision: Decision,
-    /// Sentences a person can act on: which SLO, its budget, since when.
+    /// What the policy alone says; differs from `decision` only while an override is active.
+    pub policy_decision: Decision,
+    /// The change class asked about, if any.
+    pub change: Option<String>,
+    /// Sentences a person can act on: which SLO, its budget, since when, which override applies.
     pub reasons: Vec<String>,
+    /// How to get past a `deny` or `warn`; `null` on `allow`.
+    pub exception: Option<String>,
+    /// The override in force, if any.
+    #[serde(rename = "override")]
+    pub active_override: Option<Override>,
     pub frozen: bool,
     #[serde(with = "crate::status::opt_rfc3339")]
     pub frozen_since: Option<Millis>,
+    pub warn_below: f64,
+    pub allow_during_freeze: Vec<String>,
     pub budgets: Vec<GateBudget>,
     #[serde(with = "crate::status::opt_rfc3339")]
     pub evaluated_at: Option<Millis>,
@@ -41,69 +124,60 @@ pub struct GateBudget {
     pub firing: Vec<&'static str>,
 }
 
+/// The policy's answer before overrides: the strictest rule that applies, and why.
+struct Verdict {
+    decision: Decision,
+    reasons: Vec<String>,
+}
+
+impl Verdict {
+    fn raise(&mut self, to: Decision, reason: String) {
+        self.decision = self.decision.max_with(to);
+        self.reasons.push(reason);
+    }
+}
+
 /// Decides whether `service` may deploy now.
-pub fn decide(snapshot: &Snapshot, service: &ServiceStatus) -> GateDecision {
-    let mut decision = Decision::Allow;
-    let mut reasons = Vec::new();
-    let mut raise = |to: Decision, reason: String, reasons: &mut Vec<String>| {
-        decision = decision.max_with(to);
-        reasons.push(reason);
+pub fn decide(snapshot: &Snapshot, service: &ServiceStatus, request: &GateRequest<'_>) -> GateDecision {
+    let verdict = policy_verdict(snapshot, service, request.change);
+    let active = request
+        .overrides
+        .iter()
+        .filter(|o| o.service == service.service && o.is_active(request.now))
+        .max_by_key(|o| o.created_at);
+    let mut reasons = verdict.reasons;
+    let decision = match active {
+        Some(o) => {
+            let by = o.actor.as_deref().map(|a| format!(" by {a}")).unwrap_or_default();
+            reasons.insert(
+                0,
+                format!(
+                    "override {} ({}{by}) says {} until {} (in {}): {:?}; without it the policy says {}",
+                    o.id,
+                    rfc3339(o.created_at),
+                    o.decision.as_str(),
+                    rfc3339(o.expires_at),
+                    format_span(o.expires_at - request.now),
+                    o.reason,
+                    verdict.decision.as_str(),
+                ),
+            );
+            o.decision
+        }
+        None => verdict.decision,
     };
-
-    if let Some(since) = service.frozen_since {
-        let culprits: Vec<String> = service
-            .slos
-            .iter()
-            .filter(|s| s.budget_remaining.is_some_and(|b| b <= service.freeze_below))
-            .map(|s| format!("{} has {} of its error budget left", s.slo, percent(s.budget_remaining)))
-            .collect();
-        let why = if culprits.is_empty() { "budget not yet recovered".to_string() } else { culprits.join("; ") };
-        raise(
-            Decision::Deny,
-            format!(
-                "{} is frozen since {}: {why} (freezes at <= {}, lifts when every SLO is above {})",
-                service.service,
-                rfc3339(since),
-                percent(Some(service.freeze_below)),
-                percent(Some(service.unfreeze_above)),
-            ),
-            &mut reasons,
-        );
-    }
-    for slo in &service.slos {
-        for alert in slo.alerts.iter().filter(|a| a.firing) {
-            let since = alert.since.map(|s| format!(" since {}", rfc3339(s))).unwrap_or_default();
-            raise(
-                Decision::Warn,
-                format!("{} {} alert firing{since}: the service is burning budget fast", slo.slo, alert.severity),
-                &mut reasons,
-            );
-        }
-        if slo.budget_remaining.is_none() {
-            raise(
-                Decision::Warn,
-                format!("{} has no data in its {} window: its budget is unknown", slo.slo, slo.window),
-                &mut reasons,
-            );
-        }
-    }
-    for source in snapshot.sources_of(service).filter(|s| !s.up && s.n_attempts > 0) {
-        let last = source.last_success.map_or("never".to_string(), |t| format!("last success {}", rfc3339(t)));
-        let error = source.last_error.as_deref().unwrap_or("unknown error");
-        raise(Decision::Warn, format!("source {} is down ({last}): {error}", source.source), &mut reasons);
-    }
-    if decision == Decision::Allow {
-        let budgets: Vec<String> =
-            service.slos.iter().map(|s| format!("{} {} left", s.slo, percent(s.budget_remaining))).collect();
-        reasons.push(format!("all SLOs within budget: {}", budgets.join(", ")));
-    }
-
     GateDecision {
         service: service.service.clone(),
         decision,
+        policy_decision: verdict.decision,
+        change: request.change.map(str::to_string),
         reasons,
+        exception: exception(service, decision, active),
+        active_override: active.cloned(),
         frozen: service.frozen,
         frozen_since: service.frozen_since,
+        warn_below: service.warn_below,
+        allow_during_freeze: service.allow_during_freeze.clone(),
         budgets: service
             .slos
             .iter()
@@ -119,16 +193,99 @@ pub fn decide(snapshot: &Snapshot, service: &ServiceStatus) -> GateDecision {
     }
 }
 
-impl Decision {
-    /// The stricter of two decisions.
-    fn max_with(self, other: Decision) -> Decision {
-        let rank = |d: Decision| match d {
-            Decision::Allow => 0,
-            Decision::Warn => 1,
-            Decision::Deny => 2,
-        };
-        if rank(other) > rank(self) { other } else { self }
+fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&str>) -> Verdict {
+    let mut verdict = Verdict { decision: Decision::Allow, reasons: Vec::new() };
+    if let Some(since) = service.frozen_since {
+        let culprits: Vec<String> = service
+            .slos
+            .iter()
+            .filter(|s| s.budget_remaining.is_none_or(|b| b <= service.unfreeze_above))
+            .map(|s| format!("{} has {} of its error budget left", s.slo, percent(s.budget_remaining)))
+            .collect();
+        let why = if culprits.is_empty() { "budget not yet recovered".to_string() } else { culprits.join("; ") };
+        let frozen = format!(
+            "{} is frozen since {}: {why} (freezes at <= {}, lifts when every SLO is above {})",
+            service.service,
+            rfc3339(since),
+            percent(Some(service.freeze_below)),
+            percent(Some(service.unfreeze_above)),
+        );
+        match change.filter(|c| service.allow_during_freeze.iter().any(|a| a == c)) {
+            Some(class) => verdict.raise(
+                Decision::Warn,
+                format!("{frozen}; change class {class:?} is allowed during a freeze (policy.allow_during_freeze)"),
+            ),
+            None => verdict.raise(Decision::Deny, frozen),
+        }
     }
+    for slo in &service.slos {
+        for alert in slo.alerts.iter().filter(|a| a.firing) {
+            let since = alert.since.map(|s| format!(" since {}", rfc3339(s))).unwrap_or_default();
+            let sentence = format!("{} {} alert firing{since}", slo.slo, alert.severity);
+            // A page means the budget is burning fast right now; a ticket is a slow burn that
+            // `warn_below` catches once it matters, so it informs without raising.
+            if alert.severity == "page" {
+                verdict.raise(Decision::Warn, format!("{sentence}: the service is burning budget fast"));
+            } else {
+                verdict.reasons.push(sentence);
+            }
+        }
+        match slo.budget_remaining {
+            None => verdict.raise(
+                Decision::Warn,
+                format!("{} has no data in its {} window: its budget is unknown", slo.slo, slo.window),
+            ),
+            Some(b) if b < service.warn_below => {
+                let exhaustion = slo
+                    .time_to_exhaustion_s
+                    .map(|s| format!(", exhausted in {} at the current burn", seconds_span(s)))
+                    .unwrap_or_default();
+                verdict.raise(
+                    Decision::Warn,
+                    format!(
+                        "{} has {} of its error budget left, below the {} warning threshold{exhaustion}",
+                        slo.slo,
+                        percent(Some(b)),
+                        percent(Some(service.warn_below)),
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    for source in snapshot.sources_of(service).filter(|s| !s.up && s.n_attempts > 0) {
+        let last = source.last_success.map_or("never".to_string(), |t| format!("last success {}", rfc3339(t)));
+        let error = source.last_error.as_deref().unwrap_or("unknown error");
+        verdict.raise(Decision::Warn, format!("source {} is down ({last}): {error}", source.source));
+    }
+    if verdict.decision == Decision::Allow {
+        let budgets: Vec<String> =
+            service.slos.iter().map(|s| format!("{} {} left", s.slo, percent(s.budget_remaining))).collect();
+        verdict.reasons.push(format!("all SLOs within budget: {}", budgets.join(", ")));
+    }
+    verdict
+}
+
+/// How to get past the answer: an override, a lifted override, or an exempt change class.
+fn exception(service: &ServiceStatus, decision: Decision, active: Option<&Override>) -> Option<String> {
+    if decision == Decision::Allow {
+        return None;
+    }
+    let name = &service.service;
+    if let Some(o) = active.filter(|o| o.decision != Decision::Allow) {
+        return Some(format!(
+            "override {} sets {}: DELETE /v1/services/{name}/overrides/{} with a bearer token to lift it",
+            o.id,
+            o.decision.as_str(),
+            o.id
+        ));
+    }
+    let post = format!("POST /v1/services/{name}/overrides with a bearer token");
+    Some(if service.allow_during_freeze.is_empty() {
+        post
+    } else {
+        format!("{post}, or deploy as one of: {}", service.allow_during_freeze.join(", "))
+    })
 }
 
 /// A budget fraction as a percentage for sentences: `0.932` → `93.2%`, `None` → `unknown`.
@@ -143,3 +300,6 @@ pub fn percent(fraction: Option<f64>) -> String {
 pub fn seconds_span(seconds: f64) -> String {
     format_span((seconds * 1000.0) as Millis)
 }
+
+#[cfg(test)]
+mod tests;

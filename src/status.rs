@@ -32,6 +32,10 @@ pub struct ServiceStatus {
     pub frozen_since: Option<Millis>,
     pub freeze_below: f64,
     pub unfreeze_above: f64,
+    /// The gate warns while any SLO's budget is below this.
+    pub warn_below: f64,
+    /// Change classes that still pass a freeze.
+    pub allow_during_freeze: Vec<String>,
     pub slos: Vec<SloStatus>,
     /// Indices into `Snapshot::sources` feeding this service.
     #[serde(skip)]
@@ -45,6 +49,9 @@ pub struct SloStatus {
     /// Percent, as written in the spec (99.9).
     pub objective: f64,
     pub window: String,
+    /// The SLO window in milliseconds, for arithmetic (corrections must overlap it).
+    #[serde(skip)]
+    pub window_ms: Millis,
     pub budget_remaining: Option<f64>,
     pub burn_rates: Vec<BurnRate>,
     pub alerts: Vec<AlertStatus>,
@@ -86,6 +93,13 @@ pub struct SourceHealth {
     pub n_parse_errors: u64,
 }
 
+impl SloStatus {
+    /// The SLO's name within its service (`availability` for `checkout/availability`).
+    pub fn name(&self) -> &str {
+        self.slo.split_once('/').map_or(self.slo.as_str(), |(_, name)| name)
+    }
+}
+
 impl ServiceStatus {
     /// The SLO with the least budget left (an SLO without data ranks last).
     pub fn worst_slo(&self) -> Option<&SloStatus> {
@@ -110,6 +124,8 @@ impl Snapshot {
                     frozen_since: view.frozen_since(),
                     freeze_below: policy.freeze_below,
                     unfreeze_above: policy.unfreeze_above,
+                    warn_below: policy.warn_below,
+                    allow_during_freeze: policy.allow_during_freeze.clone(),
                     slos: Vec::new(),
                     source_indices: Vec::new(),
                 }
@@ -123,6 +139,7 @@ impl Snapshot {
                 slo: view.id().to_string(),
                 objective: (view.objective() * 1e6).round() / 1e4,
                 window: format_span(view.window()),
+                window_ms: view.window(),
                 budget_remaining: view.budget_remaining(),
                 burn_rates: view.burn_rates().map(|(w, burn)| BurnRate { window: format_span(w), burn }).collect(),
                 alerts: view

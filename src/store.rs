@@ -1,5 +1,6 @@
 //! Durable state in sled: window counters, series last values, alert/freeze transitions, the
-//! append-only event log and the notification outbox (`outbox`).
+//! append-only event log, the notification outbox (`outbox`), and governance records
+//! (overrides, corrections, the audit log; see `governance`).
 //!
 //! Owns every byte sloguard writes to disk and is the only module that touches sled. It knows
 //! the engine's persistence records and notify's outbox items (plain data) and nothing of
@@ -12,11 +13,14 @@
 //! `../shared/crates.md`); events and the transitions they record are flushed before anyone is
 //! told about them, window pages every flush interval.
 
+mod governance;
+
 use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
 use crate::engine::{CountersHeader, Event, Page, Restored, SeriesRecord, Transition, WindowRecord};
 use crate::notify::OutboxItem;
+pub use governance::{AuditAction, AuditEntry, Correction};
 
 mod outbox;
 pub use outbox::{OutboxScan, SentRecord};

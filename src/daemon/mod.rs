@@ -11,8 +11,10 @@
 //! after ready; at shutdown delivery stops first (an attempt under way may finish within the
 //! grace period), then the final flush.
 
+mod governance;
 mod sources;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -28,10 +30,12 @@ use crate::config::DaemonConfig;
 use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, WindowRecord};
 use crate::exposition;
 use crate::notify::{self, Deliverer, NotifyStats, OutboxItem, ReportDeps, Settings, Transports};
+use crate::policy::Decision;
 use crate::prometheus::SeriesPoints;
 use crate::spec::{ServiceSpec, SpecErrors};
 use crate::status::{Snapshot, SourceHealth};
 use crate::store::{Store, StoreError};
+pub use governance::{Command, CoreGone, Governance, TokenCheck};
 use sources::{Fetched, Payload, PlanKind, SourcePlan};
 
 /// A series silent for longer than this restarts from its next sample: time sloguard (or the
@@ -70,11 +74,14 @@ pub enum DaemonError {
 pub type Reloader = Box<dyn Fn() -> Result<(DaemonConfig, Vec<ServiceSpec>), SpecErrors> + Send>;
 
 /// What the core shares with the API: the latest snapshot, readiness, the store (for the event
-/// log) and counters for `/metrics`.
+/// and audit logs), the wall clock, governance state (overrides, corrections, the token) and
+/// counters for `/metrics`.
 pub struct Shared {
     snapshot: RwLock<Arc<Snapshot>>,
     ready: AtomicBool,
     pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub governance: Governance,
     pub stats: Stats,
 }
 
@@ -93,6 +100,18 @@ pub struct Stats {
 }
 
 impl Shared {
+    /// Not ready, with an empty snapshot until the core publishes one.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, governance: Governance) -> Shared {
+        Shared {
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            ready: AtomicBool::new(false),
+            store,
+            clock,
+            governance,
+            stats: Stats { config_reload_success: AtomicBool::new(true), ..Stats::default() },
+        }
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().expect("snapshot lock").clone()
     }
@@ -101,7 +120,9 @@ impl Shared {
         self.ready.load(Ordering::Acquire)
     }
 
-    fn publish(&self, snapshot: Snapshot) {
+    /// Swaps in a new snapshot. The core publishes after every evaluation; tests and benches
+    /// publish hand-built ones.
+    pub fn publish(&self, snapshot: Snapshot) {
         *self.snapshot.write().expect("snapshot lock") = Arc::new(snapshot);
     }
 }
@@ -126,6 +147,10 @@ pub async fn run(
         "state restored from {}",
         config.data_dir.display()
     );
+    let overrides = store.overrides()?;
+    let corrections = store.corrections()?;
+    governance::apply_corrections(&mut engine, &corrections);
+    let last_decisions = store.gate_decisions()?;
     let plans = sources::plan(&specs);
     backfill(&mut engine, &specs, &plans, clock.now()).await;
 
@@ -133,12 +158,9 @@ pub async fn run(
         .await
         .map_err(|source| DaemonError::Bind { addr: config.listen, source })?;
     let local = listener.local_addr().map_err(|source| DaemonError::Bind { addr: config.listen, source })?;
-    let shared = Arc::new(Shared {
-        snapshot: RwLock::new(Arc::new(Snapshot::default())),
-        ready: AtomicBool::new(false),
-        store: store.clone(),
-        stats: Stats { config_reload_success: AtomicBool::new(true), ..Stats::default() },
-    });
+    let (commands_tx, mut commands) = mpsc::unbounded_channel();
+    let governance = Governance::new(config.api.token.as_ref(), overrides, corrections, commands_tx);
+    let shared = Arc::new(Shared::new(store.clone(), clock.clone(), governance));
     let (stop_api, api_stopped) = watch::channel(false);
     let api = spawn_api(listener, shared.clone(), api_stopped);
     info!("listening on http://{local}");
@@ -172,6 +194,7 @@ pub async fn run(
         pending_items: Vec::new(),
         pending_windows: Vec::new(),
         pending_series: Vec::new(),
+        last_decisions,
         wake: wake.clone(),
         notify_settings,
         reports: None,
@@ -192,7 +215,7 @@ pub async fn run(
     let delivery = tokio::spawn(notify::run(deliverer, settings_rx, wake, delivery_stopped));
     core.schedule_reports().await;
 
-    core.run(rx, &mut reloads, reloader, shutdown).await;
+    core.run(rx, &mut commands, &mut reloads, reloader, shutdown).await;
 
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     shared.ready.store(false, Ordering::Release);
@@ -231,7 +254,8 @@ fn spawn_api(
 ) -> JoinHandle<std::io::Result<()>> {
     let app = crate::api::router(shared);
     tokio::spawn(async move {
-        axum::serve(listener, app)
+        // Connection info gives the audit log the client's address.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             })
@@ -240,10 +264,15 @@ fn spawn_api(
 }
 
 /// Fills the SLO windows of Prometheus-backed services from `query_range`, so a fresh start (or
-/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`].
+/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`] per query.
+///
+/// One range per server, from the earliest instant any of its services lacks, with every
+/// selector of every service on it: all points are then fed in time order, so a series that
+/// several SLOs share feeds each of them once and at its own instant. [`Engine::backfill`] skips,
+/// per SLO, whatever lies at or before what that SLO already held, so nothing counts twice.
 async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePlan], now: Millis) {
     for plan in plans {
-        let PlanKind::Prometheus { .. } = &plan.kind else { continue };
+        let PlanKind::Prometheus { selectors } = &plan.kind else { continue };
         let client = match sources::prom_client(plan) {
             Ok(client) => client,
             Err(e) => {
@@ -251,40 +280,57 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
                 continue;
             }
         };
+        let start = specs
+            .iter()
+            .filter(|s| crate::status::source_urls(s).any(|u| u == plan.url))
+            .filter_map(|s| engine.backfill_start(&s.service, now))
+            .min();
+        let Some(start) = start else { continue };
         let source = engine.source(&plan.url);
-        for spec in specs.iter().filter(|s| crate::status::source_urls(s).any(|u| u == plan.url)) {
-            let Some(start) = engine.backfill_start(&spec.service, now) else { continue };
-            let started = Instant::now();
-            let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
-            for selector in sources::spec_selectors(spec) {
-                let fetched =
-                    tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(&selector, start, now, BACKFILL_STEP));
-                match fetched.await {
-                    Ok(Ok(series)) => {
-                        for s in series {
-                            let (key, name) = series_key(&s);
-                            let id = engine.series(source, &key, &name, &s.labels[..]);
-                            points.extend(s.points.iter().map(|&(at, v)| (at, id, v)));
-                        }
-                    }
-                    Ok(Err(e)) => warn!(service = %spec.service, %selector, "backfill failed: {e}"),
-                    Err(_) => {
-                        warn!(service = %spec.service, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}")
-                    }
-                }
+        let started = Instant::now();
+        let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
+        for selector in selectors {
+            let Some(series) = backfill_range(&client, plan, selector, start, now, BACKFILL_STEP).await else {
+                continue;
+            };
+            for s in series {
+                let (key, name) = series_key(&s);
+                let id = engine.series(source, &key, &name, &s.labels[..]);
+                points.extend(s.points.iter().map(|&(at, v)| (at, id, v)));
             }
-            points.sort_by_key(|&(at, _, _)| at);
-            for &(at, id, value) in &points {
-                engine.observe_history(id, at, value);
-            }
-            info!(
-                service = %spec.service,
-                from = %rfc3339(start),
-                n_points = points.len(),
-                took_ms = started.elapsed().as_millis() as u64,
-                "backfilled from {}",
-                plan.url
-            );
+        }
+        // Stable: equal instants keep query order; a repeated (series, instant) is ignored.
+        points.sort_by_key(|&(at, _, _)| at);
+        engine.backfill(&points);
+        info!(
+            from = %rfc3339(start),
+            n_points = points.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "backfilled from {}",
+            plan.url
+        );
+    }
+}
+
+/// One backfill range query, bounded by [`BACKFILL_TIMEOUT`]; failures are logged and skipped
+/// (those SLOs then start with less history, which reads as less data, never as good).
+async fn backfill_range(
+    client: &crate::prometheus::PromClient,
+    plan: &SourcePlan,
+    selector: &str,
+    start: Millis,
+    end: Millis,
+    step: Duration,
+) -> Option<Vec<SeriesPoints>> {
+    match tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(selector, start, end, step)).await {
+        Ok(Ok(series)) => Some(series),
+        Ok(Err(e)) => {
+            warn!(source = %plan.url, %selector, "backfill failed: {e}");
+            None
+        }
+        Err(_) => {
+            warn!(source = %plan.url, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}");
+            None
         }
     }
 }
@@ -342,6 +388,8 @@ struct Core {
     /// Window pages and series values whose save failed; retried at the next flush.
     pending_windows: Vec<WindowRecord>,
     pending_series: Vec<SeriesRecord>,
+    /// The gate decision last written to the audit log per service (see `governance`).
+    last_decisions: HashMap<String, Decision>,
     /// Wakes the delivery task after a commit queued notifications.
     wake: Arc<Notify>,
     /// Notifier and delivery config for the delivery task, replaced on reload.
@@ -355,6 +403,7 @@ impl Core {
     async fn run(
         &mut self,
         mut rx: mpsc::Receiver<Fetched>,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
         reloads: &mut mpsc::Receiver<()>,
         reloader: Reloader,
         shutdown: impl std::future::Future<Output = ()>,
@@ -375,6 +424,7 @@ impl Core {
                     return;
                 }
                 Some(()) = reloads.recv() => self.reload(&reloader).await,
+                Some(command) = commands.recv() => self.command(command).await,
                 _ = evaluate.tick() => {
                     self.evaluate().await;
                     if watchdog.is_some() {
@@ -489,6 +539,7 @@ impl Core {
         self.shared.publish(snapshot);
         stats.n_evaluations.fetch_add(1, Ordering::Relaxed);
         stats.last_evaluation_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.govern(now).await;
     }
 
     /// Saves changed window pages and series last values; failed saves are retried next time.
@@ -514,6 +565,11 @@ impl Core {
             Ok(0) => {}
             Ok(n) => info!("pruned {n} event(s) older than {}", rfc3339(before)),
             Err(e) => warn!("pruning events failed: {e}"),
+        }
+        match self.store.prune_audit(before) {
+            Ok(0) => {}
+            Ok(n) => info!("pruned {n} audit entr(ies) older than {}", rfc3339(before)),
+            Err(e) => warn!("pruning the audit log failed: {e}"),
         }
         // Sent markers live as long as events: a resolve still finds its page's receipt.
         match self.store.prune_sent(before) {
@@ -565,6 +621,8 @@ impl Core {
         self.flush_all().await;
         let old = std::mem::replace(&mut self.engine, Engine::new(&[], engine_options()));
         self.engine = old.reload(&specs, engine_options());
+        governance::apply_corrections(&mut self.engine, &self.shared.governance.all_corrections());
+        self.shared.governance.set_token(config.api.token.as_ref());
         for task in self.tasks.drain(..) {
             task.abort();
         }

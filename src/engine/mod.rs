@@ -60,9 +60,10 @@ pub struct Exclusion {
 
 /// What to do with a sample older than an SLO's latest instant.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Lateness {
+enum Lateness<'a> {
     CountAtLatest,
-    Skip,
+    /// Skip samples at or before each SLO's horizon (indexed like `Engine::slos`).
+    SkipUntil(&'a [Option<Millis>]),
 }
 
 /// How one series feeds one SLO.
@@ -281,11 +282,16 @@ impl Engine {
         self.record(series, at, value, Lateness::CountAtLatest);
     }
 
-    /// Records a historical sample (a backfill from a query API). Unlike [`Engine::observe`], an
-    /// SLO that already holds data at or after `at` skips it, so a backfill can never pile
-    /// history onto the present or count a period twice.
-    pub fn observe_history(&mut self, series: SeriesId, at: Millis, value: f64) {
-        self.record(series, at, value, Lateness::Skip);
+    /// Feeds historical samples (a backfill from a query API), sorted by time. An SLO skips every
+    /// sample at or before the latest instant it held when the backfill began, so a backfill can
+    /// never count a period twice or pile history onto the present; within the batch every
+    /// series counts at every instant.
+    pub fn backfill(&mut self, points: &[(Millis, SeriesId, f64)]) {
+        debug_assert!(points.is_sorted_by_key(|&(at, _, _)| at));
+        let horizons: Vec<Option<Millis>> = self.slos.iter().map(|s| s.counters.latest()).collect();
+        for &(at, series, value) in points {
+            self.record(series, at, value, Lateness::SkipUntil(&horizons));
+        }
     }
 
     fn record(&mut self, series: SeriesId, at: Millis, value: f64, lateness: Lateness) {
@@ -306,11 +312,12 @@ impl Engine {
         // A drop means the counter reset; Prometheus counts the new value as the increase.
         let delta = if value >= prev_value { value - prev_value } else { value };
         for feed in &self.series[series.0 as usize].feeds {
-            let counters = &mut self.slos[feed.slo as usize].counters;
-            if lateness == Lateness::Skip && counters.latest().is_some_and(|latest| at <= latest) {
+            if let Lateness::SkipUntil(horizons) = lateness
+                && horizons[feed.slo as usize].is_some_and(|horizon| at <= horizon)
+            {
                 continue;
             }
-            counters.add(at, feed.slot as usize, delta);
+            self.slos[feed.slo as usize].counters.add(at, feed.slot as usize, delta);
         }
     }
 

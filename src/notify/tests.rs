@@ -112,6 +112,7 @@ fn snapshot(at: Millis, page_since: Option<Millis>, frozen_since: Option<Millis>
         slo: "checkout/availability".to_string(),
         objective: 99.9,
         window: "30d".to_string(),
+        window_ms: 30 * 24 * 3600 * 1000,
         budget_remaining: Some(0.8),
         burn_rates: vec![
             BurnRate { window: "30d".to_string(), burn: Some(0.2) },
@@ -130,6 +131,8 @@ fn snapshot(at: Millis, page_since: Option<Millis>, frozen_since: Option<Millis>
         frozen_since,
         freeze_below: 0.0,
         unfreeze_above: 0.1,
+        warn_below: 0.25,
+        allow_during_freeze: Vec::new(),
         slos: vec![slo],
         source_indices: Vec::new(),
     };

@@ -13,10 +13,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use reqwest::Url;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{DuplicateKeyPolicy, Location, MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::Route;
 use crate::duration::parse_duration;
 
 /// One problem in one spec or config file. `line` and `column` are 1-based; both are 0 when the
@@ -102,18 +104,25 @@ pub(crate) fn process_env(name: &str) -> Result<String, VarError> {
     std::env::var(name)
 }
 
+/// Whether a notification route can be delivered, i.e. its notifier is configured; `Err` is the
+/// whole message, which names the missing `notifiers:` entry.
+pub(crate) type RouteCheck<'a> = &'a dyn Fn(&Route) -> Result<(), String>;
+
 /// Collects the semantic errors of one file. Each check returns `None` after recording an
 /// error, and callers evaluate every check before combining results with `?`, so one bad field
 /// never hides the errors of its siblings.
 pub(crate) struct Checker<'a> {
     pub(crate) file: &'a Path,
     pub(crate) env: EnvLookup<'a>,
+    /// Set when the configured notifiers are known (the daemon, and `sloguard.yaml` itself), so
+    /// an undeliverable route is reported where it is written; unset, only syntax is checked.
+    pub(crate) route_check: Option<RouteCheck<'a>>,
     errors: Vec<SpecError>,
 }
 
 impl<'a> Checker<'a> {
-    pub(crate) fn new(file: &'a Path, env: EnvLookup<'a>) -> Checker<'a> {
-        Checker { file, env, errors: Vec::new() }
+    pub(crate) fn new(file: &'a Path, env: EnvLookup<'a>, route_check: Option<RouteCheck<'a>>) -> Checker<'a> {
+        Checker { file, env, route_check, errors: Vec::new() }
     }
 
     /// The checked value if no check failed, else every error in source order.
@@ -180,6 +189,51 @@ impl<'a> Checker<'a> {
         }
         let base = self.file.parent().unwrap_or(Path::new(""));
         Some(base.join(&text.value))
+    }
+
+    /// An absolute `http://` or `https://` URL without credentials; `secrets_hint` says where
+    /// secrets go instead. The text is not repeated in these messages: a URL with a password in
+    /// it must not be copied into logs.
+    pub(crate) fn http_url(&mut self, text: &Spanned<String>, field: &str, secrets_hint: &str) -> Option<Url> {
+        let url = match Url::parse(&text.value) {
+            Ok(url) => url,
+            Err(e) => return self.error(&text.referenced, field, format!("invalid URL: {e}")),
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            let message = format!("must be an http:// or https:// URL; got scheme `{}`", url.scheme());
+            return self.error(&text.referenced, field, message);
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return self.error(&text.referenced, field, format!("must not contain credentials: {secrets_hint}"));
+        }
+        Some(url)
+    }
+
+    /// The base URL of an API sloguard appends paths to: an [`http_url`](Self::http_url) without
+    /// query or fragment (they would end up in the middle of the request URL), returned without
+    /// its trailing `/`. `api_path`, when given, is the path sloguard appends, which the base URL
+    /// must not already end in, and an example of a correct base URL for the error message.
+    pub(crate) fn base_url(
+        &mut self,
+        text: &Spanned<String>,
+        field: &str,
+        secrets_hint: &str,
+        api_path: Option<(&str, &str)>,
+    ) -> Option<String> {
+        let url = self.http_url(text, field, secrets_hint)?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return self.error(&text.referenced, field, "must not have a query or fragment: give the API's base URL");
+        }
+        let base = text.value.trim_end_matches('/');
+        if let Some((api_path, example)) = api_path
+            && base.ends_with(api_path)
+        {
+            let message = format!(
+                "give the base URL without `{api_path}` (e.g. {example}): sloguard appends the API path itself"
+            );
+            return self.error(&text.referenced, field, message);
+        }
+        Some(base.to_string())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Spec loading and validation: files → raw YAML mirror → validated [`ServiceSpec`]s, with the
 //! positioned, all-at-once error reporting of [`super::check`]. The `source:` section is checked
-//! in `super::source`.
+//! in `super::source`, `notify:` routes in `super::route`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -10,19 +10,12 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::check::{
-    Checker, EnvLookup, SpecError, SpecErrors, join, parse_document, process_env, read_text, whole_file_error,
+    Checker, EnvLookup, RouteCheck, SpecError, SpecErrors, join, parse_document, process_env, read_text,
+    whole_file_error,
 };
 use super::raw::{RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier};
 use super::{BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
 use crate::selector::Selector;
-
-/// Freeze only once the budget is fully spent (0% left): the SLO itself is the line the service
-/// promised not to cross, so freezing earlier would be a stricter policy than the one agreed.
-const DEFAULT_FREEZE_BELOW_PERCENT: f64 = 0.0;
-
-/// Lift a freeze once 10% of the budget is back: a gap above the freeze line keeps a budget
-/// hovering around zero from flapping between freeze and unfreeze at every evaluation.
-const DEFAULT_UNFREEZE_ABOVE_PERCENT: f64 = 10.0;
 
 /// Shortest SLO window accepted. Budgets are computed from scraped counters, and a window under
 /// a minute holds only a few scrapes: its "budget" would be noise, not an objective.
@@ -34,12 +27,13 @@ const DISABLED: &str = "disabled";
 /// Parses and validates one spec file's text. `path` is used in error messages, recorded in the
 /// result, and is the base of relative paths in `source:` (token and CA files).
 pub fn parse_spec(path: &Path, text: &str) -> Result<ServiceSpec, SpecErrors> {
-    parse_spec_with_env(path, text, &process_env)
+    parse_located(path, text, &process_env, None).map(|(spec, _)| spec)
 }
 
 /// [`parse_spec`], resolving `source:` secrets named by `*_env` keys through `env`.
+#[cfg(test)]
 pub(super) fn parse_spec_with_env(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<ServiceSpec, SpecErrors> {
-    parse_located(path, text, env).map(|(spec, _)| spec)
+    parse_located(path, text, env, None).map(|(spec, _)| spec)
 }
 
 /// Loads a spec file, or every `*.yaml` / `*.yml` file directly inside a directory.
@@ -50,21 +44,31 @@ pub fn load_path(path: &Path) -> Result<Vec<ServiceSpec>, SpecErrors> {
 /// Loads several files or directories, reporting the errors of all of them together, and
 /// checks that no service is defined twice across them.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<ServiceSpec>, SpecErrors> {
-    load_specs(paths, SourceRule::Optional)
+    load_specs(paths, &process_env, SpecUse::Offline)
 }
 
-/// Whether every spec must say where its samples come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SourceRule {
-    /// `validate` and `replay`: samples may come from a file, so `source:` is optional.
-    Optional,
-    /// The daemon scrapes or queries for every SLO, so a spec without `source:` is an error.
-    Required,
+/// What specs are loaded for, which decides what else they must satisfy.
+#[derive(Clone, Copy)]
+pub(crate) enum SpecUse<'a> {
+    /// `validate` and `replay`: samples may come from a file, so `source:` is optional, and no
+    /// notifiers are known, so routes are checked for syntax only.
+    Offline,
+    /// The daemon scrapes or queries for every SLO and delivers every route: a spec without
+    /// `source:` is an error, and so is a route `routes` finds no notifier for.
+    Daemon { routes: RouteCheck<'a> },
 }
 
-/// [`load_paths`], with `rule` deciding whether a missing `source:` is an error. The check lives
-/// here rather than after loading so its errors sit in file order among all the others.
-pub(crate) fn load_specs(paths: &[PathBuf], rule: SourceRule) -> Result<Vec<ServiceSpec>, SpecErrors> {
+/// [`load_paths`] for `use_`, resolving `*_env` secrets through `env`. The daemon's checks live
+/// here rather than after loading so their errors sit in file order among all the others.
+pub(crate) fn load_specs(
+    paths: &[PathBuf],
+    env: EnvLookup<'_>,
+    use_: SpecUse<'_>,
+) -> Result<Vec<ServiceSpec>, SpecErrors> {
+    let route_check = match use_ {
+        SpecUse::Offline => None,
+        SpecUse::Daemon { routes } => Some(routes),
+    };
     let mut errors = Vec::new();
     let mut files = Vec::new();
     for path in paths {
@@ -84,7 +88,7 @@ pub(crate) fn load_specs(paths: &[PathBuf], rule: SourceRule) -> Result<Vec<Serv
                 continue;
             }
         };
-        let (spec, at) = match parse_located(&file, &text, &process_env) {
+        let (spec, at) = match parse_located(&file, &text, env, route_check) {
             Ok(located) => located,
             Err(SpecErrors(file_errors)) => {
                 errors.extend(file_errors);
@@ -110,7 +114,7 @@ pub(crate) fn load_specs(paths: &[PathBuf], rule: SourceRule) -> Result<Vec<Serv
             continue;
         }
         first_seen.insert(spec.service.clone(), (file.clone(), at));
-        if rule == SourceRule::Required && spec.source.is_none() {
+        if matches!(use_, SpecUse::Daemon { .. }) && spec.source.is_none() {
             let message = format!("service {} has no source: (the daemon needs scrape or prometheus)", spec.service);
             errors.push(error_at("source", message));
             continue;
@@ -147,9 +151,14 @@ fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
 }
 
 /// Parses one file and also returns where its `service` value sits, for duplicate checks.
-fn parse_located(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<(ServiceSpec, Location), SpecErrors> {
+fn parse_located(
+    path: &Path,
+    text: &str,
+    env: EnvLookup<'_>,
+    route_check: Option<RouteCheck<'_>>,
+) -> Result<(ServiceSpec, Location), SpecErrors> {
     let raw: Spanned<RawService> = parse_document(path, text)?;
-    let mut check = Checker::new(path, env);
+    let mut check = Checker::new(path, env, route_check);
     let spec = check.service(&raw);
     let at = raw.value.service.as_ref().map_or(raw.referenced, |s| s.referenced);
     check.finish(spec).map(|spec| (spec, at))
@@ -194,7 +203,7 @@ impl Checker<'_> {
 
     fn service(&mut self, raw: &Spanned<RawService>) -> Option<ServiceSpec> {
         let root = &raw.referenced;
-        let RawService { service, owner, slos, policy, source } = &raw.value;
+        let RawService { service, owner, slos, policy, source, notify } = &raw.value;
         let service = self.require(service, root, "service").and_then(|s| self.name(s, "service"));
         let owner = self.optional_text(owner, "owner");
         let slos = self.require(slos, root, "slos").and_then(|slos| self.slos(slos));
@@ -203,6 +212,7 @@ impl Checker<'_> {
             Some(source) => self.source(source).map(Some),
             None => Some(None),
         };
+        let notify = self.notify(notify.as_ref());
         Some(ServiceSpec {
             service: service?,
             owner: owner?,
@@ -210,7 +220,7 @@ impl Checker<'_> {
             slos: slos?,
             policy: policy?,
             source: source?,
-            notify: super::NotifyRoutes::default(),
+            notify: notify?,
         })
     }
 
@@ -378,30 +388,102 @@ impl Checker<'_> {
         Some(BurnCondition { long, short, factor: factor? })
     }
 
+    /// `policy:`; every key absent from it keeps its [`Policy::default`].
     fn policy(&mut self, policy: Option<&Spanned<RawPolicy>>) -> Option<Policy> {
-        let (freeze_raw, unfreeze_raw) = match policy {
-            Some(p) => (p.value.freeze_below.as_ref(), p.value.unfreeze_above.as_ref()),
-            None => (None, None),
+        let defaults = Policy::default();
+        let Some(policy) = policy else { return Some(defaults) };
+        let RawPolicy {
+            freeze_below,
+            unfreeze_above,
+            warn_below,
+            freeze_on_page,
+            allow_during_freeze,
+            postmortem_above,
+        } = &policy.value;
+        let freeze = self.fraction_or(freeze_below, defaults.freeze_below, "policy.freeze_below");
+        let unfreeze = self.fraction_or(unfreeze_above, defaults.unfreeze_above, "policy.unfreeze_above");
+        let warn = self.fraction_or(warn_below, defaults.warn_below, "policy.warn_below");
+        let postmortem = self.fraction_or(postmortem_above, defaults.postmortem_above, "policy.postmortem_above");
+        let allow_during_freeze = match allow_during_freeze {
+            Some(list) => self.change_classes(list, "policy.allow_during_freeze"),
+            None => Some(defaults.allow_during_freeze),
         };
-        let freeze = freeze_raw.map_or(Some(DEFAULT_FREEZE_BELOW_PERCENT), |p| self.percent(p, "policy.freeze_below"));
-        let unfreeze =
-            unfreeze_raw.map_or(Some(DEFAULT_UNFREEZE_ABOVE_PERCENT), |p| self.percent(p, "policy.unfreeze_above"));
-        let (freeze, unfreeze) = (freeze?, unfreeze?);
-        if unfreeze < freeze {
-            // Point at unfreeze_above if written, else at freeze_below: the defaults are ordered,
-            // so at least one of the two was written.
-            let (at, field) = match (unfreeze_raw, freeze_raw) {
-                (Some(p), _) => (p.referenced, "policy.unfreeze_above"),
-                (None, Some(p)) => (p.referenced, "policy.freeze_below"),
-                (None, None) => (Location::UNKNOWN, "policy"),
-            };
-            return self.error(
-                &at,
-                field,
-                format!("unfreeze_above ({unfreeze}%) must be at least freeze_below ({freeze}%)"),
-            );
+        let freeze_on_page = freeze_on_page.as_ref().map_or(defaults.freeze_on_page, |b| b.value);
+        let (freeze, unfreeze, warn) = (freeze?, unfreeze?, warn?);
+        let lower = Bound { key: "freeze_below", raw: freeze_below, value: freeze };
+        // Both orders are checked before either can stop us, so a freeze_below above both
+        // defaults reports both.
+        let unfreeze_ordered =
+            self.at_least(Bound { key: "unfreeze_above", raw: unfreeze_above, value: unfreeze }, &lower, policy);
+        let warn_ordered = self.at_least(Bound { key: "warn_below", raw: warn_below, value: warn }, &lower, policy);
+        unfreeze_ordered?;
+        warn_ordered?;
+        Some(Policy {
+            freeze_below: freeze,
+            unfreeze_above: unfreeze,
+            warn_below: warn,
+            freeze_on_page,
+            allow_during_freeze: allow_during_freeze?,
+            postmortem_above: postmortem?,
+        })
+    }
+
+    /// A written percentage as a fraction (`10%` → 0.1), or `default` (a fraction) when absent.
+    fn fraction_or(&mut self, raw: &Option<Spanned<RawPercent>>, default: f64, field: &str) -> Option<f64> {
+        match raw {
+            Some(raw) => self.percent(raw, field).map(|percent| percent / 100.0),
+            None => Some(default),
         }
-        Some(Policy { freeze_below: freeze / 100.0, unfreeze_above: unfreeze / 100.0, ..Policy::default() })
+    }
+
+    /// `upper >= lower`, else an error at `upper` if written, else at `lower` if written (the
+    /// defaults are ordered, so one of them was), else at the `policy` mapping.
+    fn at_least(&mut self, upper: Bound<'_>, lower: &Bound<'_>, policy: &Spanned<RawPolicy>) -> Option<()> {
+        if upper.value >= lower.value {
+            return Some(());
+        }
+        let (at, field) = match (upper.raw, lower.raw) {
+            (Some(raw), _) => (raw.referenced, join("policy", upper.key)),
+            (None, Some(raw)) => (raw.referenced, join("policy", lower.key)),
+            (None, None) => (policy.referenced, "policy".to_string()),
+        };
+        let message = format!(
+            "{} ({}) must be at least {} ({})",
+            upper.key,
+            shown_percent(upper.value),
+            lower.key,
+            shown_percent(lower.value)
+        );
+        self.error(&at, &field, message)
+    }
+
+    /// Change classes name what a deploy is (`?change=hotfix` on the gate), so they are kept to
+    /// characters that need no escaping in a query string or a metric label.
+    fn change_classes(&mut self, list: &Spanned<Vec<Spanned<String>>>, path: &str) -> Option<Vec<String>> {
+        let mut first_seen: HashMap<&str, usize> = HashMap::new();
+        let mut checked = Vec::new();
+        for (index, class) in list.value.iter().enumerate() {
+            let field = format!("{path}[{index}]");
+            let name = class.value.as_str();
+            let mut chars = name.chars();
+            let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+            let valid =
+                chars.next().is_some_and(lower_or_digit) && chars.all(|c| lower_or_digit(c) || matches!(c, '_' | '-'));
+            if !valid {
+                let message = format!(
+                    "invalid change class `{name}`: use lowercase letters, digits, `_` and `-`, starting with a letter \
+                     or digit"
+                );
+                checked.push(self.error(&class.referenced, &field, message));
+            } else if let Some(first) = first_seen.get(name) {
+                let message = format!("duplicate change class `{name}`: already listed as {path}[{first}]");
+                checked.push(self.error(&class.referenced, &field, message));
+            } else {
+                first_seen.insert(name, index);
+                checked.push(Some(name.to_string()));
+            }
+        }
+        checked.into_iter().collect()
     }
 
     /// A percentage in 0..=100: `10%`, or a bare `10` (number or string) meaning the same.
@@ -431,4 +513,18 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// One side of an ordering check between two policy percentages.
+struct Bound<'r> {
+    key: &'static str,
+    raw: &'r Option<Spanned<RawPercent>>,
+    /// As a fraction.
+    value: f64,
+}
+
+/// A fraction as the percentage a spec would write: 0.1 → `10%`. Rounded to 9 decimals so
+/// binary noise (0.07 × 100 = 7.000000000000001) does not show.
+fn shown_percent(fraction: f64) -> String {
+    format!("{}%", (fraction * 100.0 * 1e9).round() / 1e9)
 }

@@ -11,6 +11,8 @@
 pub(crate) mod check;
 mod load;
 mod raw;
+mod route;
+pub(crate) mod secret;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -21,8 +23,11 @@ use std::time::Duration;
 use crate::selector::Selector;
 
 pub use check::{SpecError, SpecErrors};
-pub(crate) use load::{SourceRule, load_specs};
+pub(crate) use load::{SpecUse, load_specs};
 pub use load::{load_path, load_paths, parse_spec};
+pub(crate) use raw::RawMap;
+pub use route::RouteError;
+pub(crate) use route::is_webhook_name;
 
 /// One service's spec file, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +203,11 @@ impl Default for Policy {
     /// The Workbook-flavoured defaults every field of `policy:` falls back to.
     fn default() -> Policy {
         Policy {
+            // Freeze only once the budget is fully spent: the SLO itself is the line the service
+            // promised not to cross, so freezing earlier would be stricter than what was agreed.
             freeze_below: 0.0,
+            // A gap above the freeze line keeps a budget hovering around zero from flapping
+            // between freeze and unfreeze at every evaluation.
             unfreeze_above: 0.10,
             warn_below: 0.25,
             freeze_on_page: false,

@@ -26,9 +26,17 @@
 //!         - { long: 6h, short: 30m, burn: 6 }
 //!       ticket: disabled           # `disabled` drops the tier; an omitted tier keeps the
 //!                                  # SRE Workbook default
-//! policy:                          # optional; defaults 0% / 10%
+//! policy:                          # optional; every key defaults to `Policy::default()`
 //!   freeze_below: 0%               # `N%` or a bare number meaning percent
-//!   unfreeze_above: 10%
+//!   unfreeze_above: 10%            # >= freeze_below
+//!   warn_below: 25%                # >= freeze_below
+//!   freeze_on_page: true
+//!   allow_during_freeze: [hotfix, security]   # change classes, [a-z0-9][a-z0-9_-]*
+//!   postmortem_above: 20%
+//! notify:                          # optional; routes per kind, each list optional
+//!   page: ["slack:#payments-oncall", "email:oncall@example.com"]
+//!   ticket: ["email:payments@example.com"]
+//!   freeze: ["slack:#deploys", "webhook:deploybot", alertmanager, pagerduty]
 //! source:                          # optional here; the daemon requires it
 //!   scrape:                        # exactly one of scrape / prometheus
 //!     targets: ["http://127.0.0.1:8080/metrics"]
@@ -43,6 +51,7 @@
 //! ```
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -57,6 +66,7 @@ pub(super) struct RawService {
     pub slos: Option<Spanned<Vec<Spanned<RawSlo>>>>,
     pub policy: Option<Spanned<RawPolicy>>,
     pub source: Option<Spanned<RawSource>>,
+    pub notify: Option<Spanned<RawNotify>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +118,19 @@ pub(super) struct RawCondition {
 pub(super) struct RawPolicy {
     pub freeze_below: Option<Spanned<RawPercent>>,
     pub unfreeze_above: Option<Spanned<RawPercent>>,
+    pub warn_below: Option<Spanned<RawPercent>>,
+    pub freeze_on_page: Option<Spanned<bool>>,
+    pub allow_during_freeze: Option<Spanned<Vec<Spanned<String>>>>,
+    pub postmortem_above: Option<Spanned<RawPercent>>,
+}
+
+/// Route lists as written; `route` parses them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub page: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ticket: Option<Spanned<Vec<Spanned<String>>>>,
+    pub freeze: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Both source kinds in one struct, so "both or neither" is a validation error with a position,
@@ -205,9 +228,13 @@ pub(super) struct RawTls {
 }
 
 /// A mapping of names to values in file order, with both positions: header names to values (or
-/// to environment variable names). A `HashMap` would lose the order and the key positions.
+/// to environment variable names) here, webhook names to their settings in `sloguard.yaml`. A
+/// `HashMap` would lose the order and the key positions.
 #[derive(Debug)]
-pub(super) struct RawPairs(pub Vec<(Spanned<String>, Spanned<String>)>);
+pub(crate) struct RawMap<V>(pub Vec<(Spanned<String>, Spanned<V>)>);
+
+/// Header names to values, or to the names of environment variables holding them.
+pub(super) type RawPairs = RawMap<String>;
 
 /// A percentage as written: `10%` or `'10'` arrive as text, a bare `10` or `2.5` as a number.
 #[derive(Debug)]
@@ -243,23 +270,23 @@ impl<'de> Deserialize<'de> for RawTier {
     }
 }
 
-impl<'de> Deserialize<'de> for RawPairs {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for RawMap<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PairsVisitor;
-        impl<'de> Visitor<'de> for PairsVisitor {
-            type Value = RawPairs;
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = RawMap<V>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of header names to strings")
+                f.write_str("a mapping of names to values")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPairs, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMap<V>, A::Error> {
                 let mut pairs = Vec::new();
                 while let Some(pair) = map.next_entry()? {
                     pairs.push(pair);
                 }
-                Ok(RawPairs(pairs))
+                Ok(RawMap(pairs))
             }
         }
-        deserializer.deserialize_map(PairsVisitor)
+        deserializer.deserialize_map(MapVisitor(PhantomData))
     }
 }
 

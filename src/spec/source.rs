@@ -1,22 +1,21 @@
 //! Checks of a spec's `source:` section: which targets to scrape or which Prometheus to query,
 //! how often, and the HTTP options (headers, bearer token, body limit, TLS) for either.
 //!
-//! Secrets (`headers_env`, `bearer_token_env`, `bearer_token_file`) are resolved here, at load,
-//! so a missing variable or unreadable file is a positioned spec error before anything runs. No
-//! message ever contains a secret's value: errors name the variable or file instead.
+//! Secrets (`headers_env`, `bearer_token_env`, `bearer_token_file`) are resolved at load by the
+//! helpers in `super::secret`.
 
 use std::collections::HashMap;
-use std::env::VarError;
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
-use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderName};
 use serde_saphyr::{Location, Spanned};
 
 use super::check::{Checker, join};
-use super::raw::{RawEndpoint, RawPairs, RawPrometheus, RawScrape, RawSource, RawTls};
+use super::raw::{RawEndpoint, RawMap, RawPrometheus, RawScrape, RawSource, RawTls};
+use super::secret::SecretUse;
 use super::{HttpOptions, PrometheusSource, ScrapeSource, Secret, Source};
 use crate::clock::format_span;
 
@@ -52,6 +51,9 @@ const SIZE_UNITS: [(&str, u64); 4] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB"
 
 /// The path sloguard appends to a Prometheus base URL; a URL already ending in it is a mistake.
 const PROMETHEUS_API_PATH: &str = "/api/v1";
+
+/// Where credentials go instead of into a URL, for the "must not contain credentials" error.
+const SECRETS_HINT: &str = "use headers_env, bearer_token_env or bearer_token_file";
 
 /// Why a `max_body_size` was rejected. Every variant names the text so the error reads alone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +142,7 @@ impl Checker<'_> {
         let mut checked = Vec::new();
         for (index, target) in targets.value.iter().enumerate() {
             let field = format!("{path}[{index}]");
-            let Some(url) = self.http_url(target, &field) else {
+            let Some(url) = self.http_url(target, &field, SECRETS_HINT) else {
                 checked.push(None);
                 continue;
             };
@@ -155,44 +157,10 @@ impl Checker<'_> {
         checked.into_iter().collect()
     }
 
-    /// The base URL of a Prometheus-compatible API, without trailing `/`. A path prefix (Mimir's
-    /// `/prometheus`) is fine; the API path, a query or a fragment are not, since sloguard
-    /// appends `/api/v1/...` itself.
+    /// The base URL of a Prometheus-compatible API. A path prefix (Mimir's `/prometheus`) is
+    /// fine; the API path itself is not, since sloguard appends `/api/v1/...`.
     fn prometheus_url(&mut self, text: &Spanned<String>, field: &str) -> Option<String> {
-        let url = self.http_url(text, field)?;
-        if url.query().is_some() || url.fragment().is_some() {
-            return self.error(&text.referenced, field, "must not have a query or fragment: give the API's base URL");
-        }
-        let base = text.value.trim_end_matches('/');
-        if base.ends_with(PROMETHEUS_API_PATH) {
-            let message = format!(
-                "give the base URL without `{PROMETHEUS_API_PATH}` (e.g. http://prometheus:9090): sloguard appends \
-                 the API path itself"
-            );
-            return self.error(&text.referenced, field, message);
-        }
-        Some(base.to_string())
-    }
-
-    /// An absolute `http://` or `https://` URL without credentials. The text is not repeated in
-    /// these messages: a URL with a password in it must not be copied into logs.
-    fn http_url(&mut self, text: &Spanned<String>, field: &str) -> Option<Url> {
-        let url = match Url::parse(&text.value) {
-            Ok(url) => url,
-            Err(e) => return self.error(&text.referenced, field, format!("invalid URL: {e}")),
-        };
-        if !matches!(url.scheme(), "http" | "https") {
-            let message = format!("must be an http:// or https:// URL; got scheme `{}`", url.scheme());
-            return self.error(&text.referenced, field, message);
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return self.error(
-                &text.referenced,
-                field,
-                "must not contain credentials: use headers_env, bearer_token_env or bearer_token_file",
-            );
-        }
-        Some(url)
+        self.base_url(text, field, SECRETS_HINT, Some((PROMETHEUS_API_PATH, "http://prometheus:9090")))
     }
 
     /// Interval, timeout and HTTP options, shared by both kinds.
@@ -234,16 +202,8 @@ impl Checker<'_> {
     fn http(&mut self, raw: &RawEndpoint<'_>, path: &str, default_max_body_bytes: u64) -> Option<HttpOptions> {
         let field = |key| join(path, key);
         let headers = self.headers(raw, path);
-        let bearer_token = match (raw.bearer_token_env, raw.bearer_token_file) {
-            (None, None) => Some(None),
-            (Some(var), None) => self.bearer_from_env(var, &field("bearer_token_env")).map(Some),
-            (None, Some(file)) => self.bearer_from_file(file, &field("bearer_token_file")).map(Some),
-            (Some(_), Some(file)) => self.error(
-                &file.referenced,
-                &field("bearer_token_file"),
-                "give either `bearer_token_env` or `bearer_token_file`, not both",
-            ),
-        };
+        let bearer_token =
+            self.optional_secret(raw.bearer_token_env, raw.bearer_token_file, path, "bearer_token", SecretUse::Bearer);
         let max_body_bytes = match raw.max_body_size {
             None => Some(default_max_body_bytes),
             Some(text) => match parse_byte_size(&text.value) {
@@ -273,7 +233,7 @@ impl Checker<'_> {
         let mut checked = Vec::new();
         let lists = [(raw.headers, "headers", false), (raw.headers_env, "headers_env", true)];
         for (pairs, key, from_env) in lists {
-            let Some(Spanned { value: RawPairs(pairs), .. }) = pairs else { continue };
+            let Some(Spanned { value: RawMap(pairs), .. }) = pairs else { continue };
             for (name, value) in pairs {
                 let field = format!("{}.{}", join(path, key), name.value);
                 let header = self.header_name(name, &field, has_bearer);
@@ -286,7 +246,9 @@ impl Checker<'_> {
                     }
                 }
                 let value = if from_env {
+                    let origin = format!("environment variable {}", value.value);
                     self.env_secret(value, &field)
+                        .and_then(|v| self.header_value(v, &origin, &value.referenced, &field))
                 } else {
                     self.header_value(Secret::new(value.value.clone()), "the value", &value.referenced, &field)
                 };
@@ -306,58 +268,6 @@ impl Checker<'_> {
             return self.error(&name.referenced, field, message);
         }
         Some(header)
-    }
-
-    /// A header value must be visible ASCII (or obs-text), spaces and tabs: anything else would
-    /// make the HTTP client refuse the request at every scrape instead of once, here. `origin`
-    /// names where the value came from, since the value itself may not be shown.
-    fn header_value(&mut self, value: Secret, origin: &str, at: &Location, field: &str) -> Option<Secret> {
-        if HeaderValue::from_str(value.expose()).is_ok() {
-            Some(value)
-        } else {
-            self.error(at, field, format!("{origin} contains characters not allowed in an HTTP header"))
-        }
-    }
-
-    /// The value of the environment variable `var` names, which must be set and not empty.
-    fn env_secret(&mut self, var: &Spanned<String>, field: &str) -> Option<Secret> {
-        let name = &var.value;
-        let at = &var.referenced;
-        let origin = format!("environment variable {name}");
-        match (self.env)(name) {
-            Ok(value) if value.is_empty() => self.error(at, field, format!("{origin} is empty")),
-            Ok(value) => self.header_value(Secret::new(value), &origin, at, field),
-            Err(VarError::NotPresent) => self.error(at, field, format!("{origin} is not set")),
-            Err(VarError::NotUnicode(_)) => self.error(at, field, format!("{origin} is not valid UTF-8")),
-        }
-    }
-
-    fn bearer_from_env(&mut self, var: &Spanned<String>, field: &str) -> Option<Secret> {
-        let token = self.env_secret(var, field)?;
-        self.bearer_header_value(token, &format!("environment variable {}", var.value), &var.referenced, field)
-    }
-
-    /// The token in a file (a mounted Kubernetes secret, say), without the trailing newline
-    /// editors and `echo` add. Relative paths are relative to the spec file.
-    fn bearer_from_file(&mut self, file: &Spanned<String>, field: &str) -> Option<Secret> {
-        let path = self.path(file, field)?;
-        let origin = format!("token file {}", path.display());
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => return self.error(&file.referenced, field, format!("cannot read {origin}: {e}")),
-        };
-        let token = text.trim_end_matches(['\n', '\r']);
-        if token.is_empty() {
-            return self.error(&file.referenced, field, format!("{origin} is empty"));
-        }
-        self.bearer_header_value(Secret::new(token.to_string()), &origin, &file.referenced, field)
-    }
-
-    /// Checks the token as it will be sent, `Bearer <token>`, and returns the bare token.
-    fn bearer_header_value(&mut self, token: Secret, origin: &str, at: &Location, field: &str) -> Option<Secret> {
-        let header = Secret::new(format!("Bearer {}", token.expose()));
-        self.header_value(header, origin, at, field)?;
-        Some(token)
     }
 
     /// `(ca_file, insecure_skip_verify)`. The CA file must exist now; its PEM is read when the

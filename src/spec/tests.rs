@@ -130,9 +130,9 @@ fn unknown_field() {
           runbook, sli, alerting"]
     );
     assert_eq!(
-        errors_of(&format!("{VALID}notify: slack\n")),
-        ["10:1: notify: unknown field `notify`, expected one of service, owner, slos, policy, \
-          source"]
+        errors_of(&format!("{VALID}notifications: slack\n")),
+        ["10:1: notifications: unknown field `notifications`, expected one of service, owner, slos, policy, \
+          source, notify"]
     );
 }
 
@@ -274,10 +274,78 @@ fn bad_percentages() {
 }
 
 #[test]
-fn unfreeze_default_below_written_freeze_points_at_freeze_below() {
+fn defaults_below_a_written_freeze_point_at_freeze_below() {
     assert_eq!(
         errors_of(&format!("{VALID}policy:\n  freeze_below: 50%\n")),
-        ["11:17: policy.freeze_below: unfreeze_above (10%) must be at least freeze_below (50%)"]
+        [
+            "11:17: policy.freeze_below: unfreeze_above (10%) must be at least freeze_below (50%)",
+            "11:17: policy.freeze_below: warn_below (25%) must be at least freeze_below (50%)",
+        ]
+    );
+}
+
+#[test]
+fn every_policy_key() {
+    let spec = parse(&format!(
+        "{VALID}policy:\n  freeze_below: 5%\n  unfreeze_above: 15%\n  warn_below: 30\n  freeze_on_page: true\n  \
+         allow_during_freeze: [hotfix, security, 0day_fix-2]\n  postmortem_above: 12.5%\n"
+    ));
+    let expected = Policy {
+        freeze_below: 0.05,
+        unfreeze_above: 0.15,
+        warn_below: 0.3,
+        freeze_on_page: true,
+        allow_during_freeze: vec!["hotfix".into(), "security".into(), "0day_fix-2".into()],
+        postmortem_above: 0.125,
+    };
+    assert_eq!(spec.policy, expected);
+    // An empty `policy:` mapping and a partial one keep the defaults of what they leave out.
+    assert_eq!(parse(&format!("{VALID}policy: {{}}\n")).policy, Policy::default());
+    let spec = parse(&format!("{VALID}policy:\n  freeze_on_page: true\n"));
+    assert_eq!(spec.policy, Policy { freeze_on_page: true, ..Policy::default() });
+}
+
+#[test]
+fn warn_below_must_not_be_below_freeze_below() {
+    assert_eq!(
+        errors_of(&format!("{VALID}policy:\n  freeze_below: 10%\n  warn_below: 5%\n")),
+        ["12:15: policy.warn_below: warn_below (5%) must be at least freeze_below (10%)"]
+    );
+    // Equal is fine: warning and freezing at the same line just means no warning period.
+    assert_eq!(errors_of(&format!("{VALID}policy:\n  freeze_below: 10%\n  warn_below: 10%\n")), Vec::<String>::new());
+    // warn_below is not ordered against unfreeze_above.
+    assert_eq!(errors_of(&format!("{VALID}policy:\n  unfreeze_above: 50%\n")), Vec::<String>::new());
+}
+
+#[test]
+fn bad_new_policy_values() {
+    assert_eq!(
+        errors_of(&format!("{VALID}policy:\n  warn_below: 101%\n  postmortem_above: much\n  freeze_on_page: yes\n")),
+        ["13:19: policy.freeze_on_page: invalid boolean (true or false expected)"]
+    );
+    assert_eq!(
+        errors_of(&format!("{VALID}policy:\n  warn_below: 101%\n  postmortem_above: much\n")),
+        [
+            "11:15: policy.warn_below: must be a percentage from 0% to 100%, e.g. 10%; got `101%`",
+            "12:21: policy.postmortem_above: must be a percentage from 0% to 100%, e.g. 10%; got `much`",
+        ]
+    );
+}
+
+#[test]
+fn bad_change_classes() {
+    assert_eq!(
+        errors_of(&format!("{VALID}policy:\n  allow_during_freeze: [hotfix, Hotfix, -x, '', hotfix]\n")),
+        [
+            "11:33: policy.allow_during_freeze[1]: invalid change class `Hotfix`: use lowercase letters, digits, `_` \
+             and `-`, starting with a letter or digit",
+            "11:41: policy.allow_during_freeze[2]: invalid change class `-x`: use lowercase letters, digits, `_` and \
+             `-`, starting with a letter or digit",
+            "11:45: policy.allow_during_freeze[3]: invalid change class ``: use lowercase letters, digits, `_` and \
+             `-`, starting with a letter or digit",
+            "11:49: policy.allow_during_freeze[4]: duplicate change class `hotfix`: already listed as \
+             policy.allow_during_freeze[0]",
+        ]
     );
 }
 
@@ -708,13 +776,14 @@ fn bearer_token_file_errors() {
     assert_eq!(
         token_file("missing"),
         [format!(
-            "13:24: source.scrape.bearer_token_file: cannot read token file {}: No such file or directory (os error 2)",
+            "13:24: source.scrape.bearer_token_file: cannot read bearer token file {}: No such file or directory (os \
+             error 2)",
             file("missing")
         )]
     );
     assert_eq!(
         token_file("empty"),
-        [format!("13:24: source.scrape.bearer_token_file: token file {} is empty", file("empty"))]
+        [format!("13:24: source.scrape.bearer_token_file: bearer token file {} is empty", file("empty"))]
     );
     assert_eq!(
         errors_in_env(
@@ -768,4 +837,112 @@ fn bad_ca_file() {
         errors_of(&scrape_with(&format!("    tls: {{ ca_file: {} }}\n", dir.path().display()))),
         [format!("13:21: source.scrape.tls.ca_file: CA file {} is not a file", dir.path().display())]
     );
+}
+
+// `notify:`. `with_notify` appends a `notify:` section to `VALID`: `notify:` is line 10.
+
+fn with_notify(body: &str) -> String {
+    format!("{VALID}notify:\n{body}")
+}
+
+#[test]
+fn no_notify_routes_to_nobody() {
+    assert_eq!(parse(VALID).notify, NotifyRoutes::default());
+    assert_eq!(parse(&with_notify("  page: []\n")).notify, NotifyRoutes::default());
+}
+
+#[test]
+fn notify_routes_of_every_kind() {
+    let spec = parse(&with_notify(
+        "  page: ['slack:#payments-oncall', 'email:oncall@example.com', pagerduty]\n  \
+         ticket: ['email:payments@example.com', 'slack:C0123ABCD']\n  \
+         freeze: ['slack:#déploiements', 'webhook:deploybot', alertmanager]\n",
+    ));
+    let expected = NotifyRoutes {
+        page: vec![
+            Route::Slack { channel: "#payments-oncall".into() },
+            Route::Email { to: "oncall@example.com".into() },
+            Route::PagerDuty,
+        ],
+        ticket: vec![Route::Email { to: "payments@example.com".into() }, Route::Slack { channel: "C0123ABCD".into() }],
+        freeze: vec![
+            Route::Slack { channel: "#déploiements".into() },
+            Route::Webhook { name: "deploybot".into() },
+            Route::Alertmanager,
+        ],
+    };
+    assert_eq!(spec.notify, expected);
+}
+
+#[test]
+fn route_display_is_the_spec_syntax() {
+    for text in
+        ["slack:#x", "slack:G0123ABCDEF", "email:a.b+c@example.com", "webhook:a_b-1", "alertmanager", "pagerduty"]
+    {
+        let route: Route = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(route.to_string(), text);
+    }
+}
+
+#[test]
+fn bad_routes() {
+    let page = |route: &str| errors_of(&with_notify(&format!("  page: ['{route}']\n")));
+    let unknown = |route: &str| {
+        format!(
+            "11:10: notify.page[0]: unknown route `{route}`: expected slack:#channel, slack:<channel ID>, \
+             email:<address>, webhook:<name>, alertmanager or pagerduty"
+        )
+    };
+    assert_eq!(page("sms:+15550100"), [unknown("sms:+15550100")]);
+    assert_eq!(page("Slack:#x"), [unknown("Slack:#x")]);
+    assert_eq!(page("alertmanager:x"), [unknown("alertmanager:x")]);
+    assert_eq!(page("#payments"), [unknown("#payments")]);
+    let slack = |channel: &str| {
+        format!(
+            "11:10: notify.page[0]: invalid Slack channel `{channel}`: expected `#name` (at most 80 lowercase \
+             letters, digits, `-` and `_`) or a channel ID such as C0123ABCD"
+        )
+    };
+    assert_eq!(page("slack:payments"), [slack("payments")]);
+    assert_eq!(page("slack:#Payments"), [slack("#Payments")]);
+    assert_eq!(page("slack:#"), [slack("#")]);
+    assert_eq!(page("slack:#pay ments"), [slack("#pay ments")]);
+    assert_eq!(page(&format!("slack:#{}", "a".repeat(81))), [slack(&format!("#{}", "a".repeat(81)))]);
+    assert_eq!(page("slack:C0123"), [slack("C0123")]);
+    assert_eq!(page("email:oncall"), ["11:10: notify.page[0]: invalid email address `oncall`: expected user@domain"]);
+    assert_eq!(
+        page("email:Oncall <oncall@example.com>"),
+        ["11:10: notify.page[0]: invalid email address `Oncall <oncall@example.com>`: invalid user part"]
+    );
+    assert_eq!(
+        page("webhook:Deploy Bot"),
+        ["11:10: notify.page[0]: invalid webhook name `Deploy Bot`: use lowercase letters, digits, `_` and `-`"]
+    );
+    assert_eq!(
+        page("webhook:"),
+        ["11:10: notify.page[0]: invalid webhook name ``: use lowercase letters, digits, `_` and `-`"]
+    );
+}
+
+#[test]
+fn duplicate_routes_in_one_list() {
+    assert_eq!(
+        errors_of(&with_notify(
+            "  page: [pagerduty, 'slack:#a', pagerduty]\n  ticket: [pagerduty]\n  freeze:\n    - 'slack:#a'\n    \
+             - 'slack:#a'\n"
+        )),
+        [
+            "11:33: notify.page[2]: duplicate route `pagerduty`: already listed as notify.page[0]",
+            "15:7: notify.freeze[1]: duplicate route `slack:#a`: already listed as notify.freeze[0]",
+        ]
+    );
+}
+
+#[test]
+fn notify_unknown_kind_and_wrong_type() {
+    assert_eq!(
+        errors_of(&with_notify("  warn: [pagerduty]\n")),
+        ["11:3: notify.warn: unknown field `warn`, expected one of page, ticket, freeze"]
+    );
+    assert_eq!(errors_of(&with_notify("  page: pagerduty\n")), ["11:9: notify.page: expected sequence start"]);
 }
