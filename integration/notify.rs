@@ -32,10 +32,11 @@ struct Stack {
     daemon: Daemon,
 }
 
-/// Writes a config (200 ms evaluation and flush, fast backoff) and one spec per service, each
-/// paging `email:oncall@example.com` (plus `slack:#oncall` when `with_slack`), then starts the
-/// daemon and waits until its first scrape is in, so incidents have a baseline.
-async fn stack(services: &[String], with_slack: bool) -> Stack {
+/// Writes a config (200 ms evaluation and flush, fast backoff, then `extra_config`) and one
+/// spec per service, each paging `email:oncall@example.com` (plus `slack:#oncall` when
+/// `with_slack`), then starts the daemon and waits until its first scrape is in, so incidents
+/// have a baseline.
+async fn stack(services: &[String], with_slack: bool, extra_config: &str) -> Stack {
     init();
     let dir = tempfile::tempdir().expect("temp dir");
     let target = Target::start(services).await;
@@ -86,7 +87,7 @@ notifiers:
     from: "sloguard <sloguard@example.com>"
 delivery:
   max_backoff: 1s
-"#,
+{extra_config}"#,
         slack_url = slack.api_url(),
         smtp_port = sink.port()
     );
@@ -121,7 +122,7 @@ fn count_key(mails: &[Mail], key: &str) -> usize {
 #[tokio::test]
 async fn a_page_reaches_email_and_slack_and_its_resolve_updates_and_threads() {
     let services = names("checkout", 1);
-    let stack = stack(&services, true).await;
+    let stack = stack(&services, true, "").await;
     stack.target.incident("checkout00");
     let page = mail_where(&stack.sink, "the page email", |m| is_page(m, "checkout00")).await;
     let text = page.text.clone().expect("text part");
@@ -179,7 +180,7 @@ async fn a_page_reaches_email_and_slack_and_its_resolve_updates_and_threads() {
 #[tokio::test]
 async fn slack_rate_limits_are_honoured_to_their_retry_after() {
     let services = names("payments", 1);
-    let stack = stack(&services, true).await;
+    let stack = stack(&services, true, "").await;
     stack.slack.throttle_next(1);
     stack.target.incident("payments00");
     let calls = wait_until("the Slack page after a 429", PAGE_TIMEOUT, || async {
@@ -200,7 +201,7 @@ async fn slack_rate_limits_are_honoured_to_their_retry_after() {
 #[tokio::test]
 async fn a_mail_outage_delays_a_page_but_loses_nothing() {
     let services = names("search", 1);
-    let mut stack = stack(&services, false).await;
+    let mut stack = stack(&services, false, "").await;
     stack.sink.stop();
     stack.target.incident("search00");
     let failures = r#"sloguard_notification_failures_total{route_kind="email"}"#;
@@ -222,7 +223,7 @@ async fn a_mail_outage_delays_a_page_but_loses_nothing() {
 #[tokio::test]
 async fn sigkill_between_decision_and_delivery_delivers_once_after_restart() {
     let services = names("cart", 1);
-    let mut stack = stack(&services, true).await;
+    let mut stack = stack(&services, true, "").await;
     stack.sink.stop();
     stack.target.incident("cart00");
     // The page is decided and committed once a delivery to the (down) mail server failed.
@@ -255,7 +256,7 @@ const IN_DOUBT_MS: i64 = 50;
 #[tokio::test]
 async fn twenty_kill_restart_cycles_deliver_every_page_exactly_once() {
     let services = names("svc", 20);
-    let mut stack = stack(&services, false).await;
+    let mut stack = stack(&services, false, "").await;
     let mut kills: Vec<(usize, i64)> = Vec::new();
     for (cycle, service) in services.iter().enumerate() {
         if cycle > 0 {
@@ -316,4 +317,16 @@ async fn twenty_kill_restart_cycles_deliver_every_page_exactly_once() {
         services.len(),
         mails.len()
     );
+}
+
+#[tokio::test]
+async fn a_budget_report_arrives_on_its_schedule() {
+    let services = names("inventory", 1);
+    let reports = "reports:\n  - schedule: \"*/2 * * * * *\"\n    to: [\"email:reports@example.com\"]\n";
+    let stack = stack(&services, false, reports).await;
+    let report = mail_where(&stack.sink, "a budget report", |m| m.rcpt_tos == ["reports@example.com"]).await;
+    assert!(report.subject.starts_with("Error budget report: 1 service(s), 0 frozen"), "{}", report.subject);
+    let text = report.text.expect("text part");
+    assert!(text.contains("inventory00: deploys allowed"), "{text}");
+    assert!(text.contains("inventory00/availability: "), "{text}");
 }
