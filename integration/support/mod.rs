@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: ports, bounded waiting, the built binary, and the
-//! real services the tests run against (see `prometheus`).
+//! real services the tests run against (`prometheus`), the daemon under test (`daemon`) and a
+//! scrape target the tests control (`target`).
 
+pub mod daemon;
 pub mod prometheus;
+pub mod target;
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -50,7 +53,6 @@ where
 }
 
 /// The `sloguard` binary cargo built for this test run.
-#[expect(dead_code, reason = "for the daemon tests that land next; remove when one calls it")]
 pub fn sloguard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sloguard"))
 }
