@@ -1,5 +1,7 @@
 //! Integration tests: the real sloguard binary against real services on loopback.
 
+mod daemon;
+mod daemon_prometheus;
 mod gate;
 mod notify;
 mod prometheus_source;
