@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
 use crate::config::{DaemonConfig, Delivery, Notifiers};
-use crate::store::{SentRecord, Store};
+use crate::store::{AuditAction, AuditEntry, SentRecord, Store};
 
 use super::{DeliveryError, NotifyStats, OutboxItem, Transports, idempotency_key};
 
@@ -140,6 +140,7 @@ impl Deliverer {
                 }
                 let latency = now - item.created_at;
                 self.stats.delivered(item.route_kind(), latency);
+                self.audit(&item, destination, item.attempts + 1, now, None);
                 info!(
                     key = %item.key,
                     route = %destination,
@@ -161,6 +162,7 @@ impl Deliverer {
     fn failed(&mut self, mut item: OutboxItem, destination: &str, e: DeliveryError, now: Millis) {
         self.stats.failed(item.route_kind());
         item.attempts += 1;
+        self.audit(&item, destination, item.attempts, now, Some(e.to_string()));
         let first_failure = *item.first_failure_at.get_or_insert(now);
         item.last_error = Some(e.to_string());
         let max_backoff = duration_millis(self.delivery.max_backoff);
@@ -221,12 +223,34 @@ impl Deliverer {
                 message.text = format!("{note}\n\n{}", message.text);
                 message.html = format!("<p><em>{}</em></p>\n{}", super::message::escape_html(&note), message.html);
                 message.fields.push(("Fallback".to_string(), note.clone()));
-                let mut copy = OutboxItem::new(key, route.clone(), item.kind, message, item.created_at);
+                let mut copy =
+                    OutboxItem::new(key, item.service.clone(), route.clone(), item.kind, message, item.created_at);
                 copy.next_attempt_at = self.clock.now();
                 copy.fallback_of = Some(item.key.clone());
                 copy
             })
             .collect()
+    }
+
+    /// Records one attempt in the audit log. Not flushed: the audit trail may lose its last
+    /// lines to a crash, the outbox may not.
+    fn audit(&self, item: &OutboxItem, destination: &str, attempt: u32, at: Millis, error: Option<String>) {
+        let entry = AuditEntry {
+            at,
+            service: item.service.clone(),
+            action: AuditAction::Notification {
+                route: destination.to_string(),
+                key: item.key.clone(),
+                attempt,
+                delivered: error.is_none(),
+                error,
+            },
+            actor: None,
+            remote: None,
+        };
+        if let Err(e) = self.store.audit(entry) {
+            warn!(key = %item.key, "writing the audit log failed: {e}");
+        }
     }
 
     /// `Some(instant a slot frees)` when `destination` used its per-minute budget.

@@ -146,13 +146,13 @@ pub fn digest(
     let links = vec![("Services".to_string(), format!("{}/v1/services", public_url.trim_end_matches('/')))];
     let message = message::report(title, lines, links);
     let run = (now / 1000).to_string();
-    let services_key = report.services.join(",");
+    let services_key = if report.services.is_empty() { "*".to_string() } else { report.services.join(",") };
     report
         .to
         .iter()
         .map(|route| {
             let key = idempotency_key(&["report", &report.schedule, &services_key, &run, &route.to_string()]);
-            OutboxItem::new(key, route.clone(), NoticeKind::Report, message.clone(), now)
+            OutboxItem::new(key, services_key.clone(), route.clone(), NoticeKind::Report, message.clone(), now)
         })
         .collect()
 }

@@ -307,7 +307,7 @@ fn repeats_come_once_per_interval_and_alertmanager_is_refreshed_every_minute() {
 
 fn item(key: &str, route: Route, kind: NoticeKind, at: Millis) -> OutboxItem {
     let message = message::report(format!("title {key}"), vec![("Fact".to_string(), "value".to_string())], Vec::new());
-    OutboxItem::new(key.to_string(), route, kind, message, at)
+    OutboxItem::new(key.to_string(), "checkout".to_string(), route, kind, message, at)
 }
 
 #[tokio::test]
@@ -454,6 +454,28 @@ async fn a_transient_failure_backs_off_with_jitter_and_spares_the_destination() 
     rig.deliverer.pass(&rig.stop).await;
     assert_eq!(slack_transport.keys(), ["a", "a", "b"]);
     assert_eq!(rig.store.outbox_depth(), 0);
+    // Every attempt is in the audit log, with its outcome.
+    let audit: Vec<(String, u32, bool, Option<String>)> = rig
+        .store
+        .audit_log(Some("checkout"), 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.action {
+            crate::store::AuditAction::Notification { key, attempt, delivered, error, route } => {
+                assert_eq!(route, "slack:#x");
+                (key, attempt, delivered, error)
+            }
+            other => panic!("unexpected audit action {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("a".to_string(), 1, false, Some("connection refused".to_string())),
+            ("a".to_string(), 2, true, None),
+            ("b".to_string(), 1, true, None),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -125,7 +125,7 @@ async fn a_delivery_in_the_journal_survives_a_crash_before_the_sled_flush() {
         links: Vec::new(),
         alert: None,
     };
-    let item = OutboxItem::new("k".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
+    let item = OutboxItem::new("k".into(), "svc".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
     let record =
         SentRecord { at: 9, receipt: Receipt { slack_channel: Some("C".into()), slack_ts: Some("1.5".into()) } };
     {
