@@ -54,6 +54,9 @@ pub struct Deliverer {
     recent: HashMap<String, VecDeque<Millis>>,
     /// Per destination: no attempts before this instant (it failed; its backoff runs).
     blocked_until: HashMap<String, Millis>,
+    /// Items delivered whose delivery could not be recorded (store failing), by key. They are
+    /// never sent again by this process; recording is retried each pass.
+    unrecorded: HashMap<String, SentRecord>,
 }
 
 impl Deliverer {
@@ -64,7 +67,16 @@ impl Deliverer {
         delivery: Delivery,
         stats: Arc<NotifyStats>,
     ) -> Deliverer {
-        Deliverer { store, clock, transports, delivery, stats, recent: HashMap::new(), blocked_until: HashMap::new() }
+        Deliverer {
+            store,
+            clock,
+            transports,
+            delivery,
+            stats,
+            recent: HashMap::new(),
+            blocked_until: HashMap::new(),
+            unrecorded: HashMap::new(),
+        }
     }
 
     /// Delivers what is due now, stopping early once `stop` is set (an attempt under way
@@ -78,6 +90,9 @@ impl Deliverer {
                 return now + duration_millis(TICK);
             }
         };
+        for key in &scan.corrupt {
+            error!(key = %key, "an outbox record is corrupt and is skipped; inspect it with the store offline");
+        }
         let mut next = scan.next_at.unwrap_or(Millis::MAX);
         let mut depth = scan.depth;
         for item in scan.due {
@@ -85,6 +100,19 @@ impl Deliverer {
                 break;
             }
             let now = self.clock.now();
+            if let Some(record) = self.unrecorded.get(&item.key) {
+                match self.store.remove_delivered(&item.key, record).await {
+                    Ok(()) => {
+                        self.unrecorded.remove(&item.key);
+                        depth -= 1;
+                    }
+                    Err(e) => {
+                        error!(key = %item.key, "recording a delivery still fails (not sent again): {e}");
+                        next = next.min(now + duration_millis(TICK));
+                    }
+                }
+                continue;
+            }
             let destination = item.route.to_string();
             if let Some(&until) = self.blocked_until.get(&destination).filter(|&&until| until > now) {
                 next = next.min(until);
@@ -134,8 +162,10 @@ impl Deliverer {
             Ok(receipt) => {
                 let record = SentRecord { at: now, receipt };
                 if let Err(e) = self.store.remove_delivered(&item.key, &record).await {
-                    // The item stays queued and will be sent again: at-least-once, never lost.
-                    error!(key = %item.key, route = %destination, "delivered, but recording it failed (it will be sent again): {e}");
+                    // Sending again now would double it; only a restart before the store
+                    // recovers does (at-least-once).
+                    error!(key = %item.key, route = %destination, "delivered, but recording it failed; retrying the record: {e}");
+                    self.unrecorded.insert(item.key.clone(), record);
                     return false;
                 }
                 let latency = now - item.created_at;

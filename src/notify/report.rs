@@ -16,6 +16,7 @@ use crate::clock::{Clock, DAY, Millis, rfc3339};
 use crate::config::Report;
 use crate::engine::{Event, EventKind};
 use crate::policy::percent;
+use crate::spec::Route;
 use crate::status::Snapshot;
 use crate::store::Store;
 
@@ -150,6 +151,8 @@ pub fn digest(
     report
         .to
         .iter()
+        // A digest is not an alert: Alertmanager and PagerDuty have nothing to route it by.
+        .filter(|route| !matches!(route, Route::Alertmanager | Route::PagerDuty))
         .map(|route| {
             let key = idempotency_key(&["report", &report.schedule, &services_key, &run, &route.to_string()]);
             OutboxItem::new(key, services_key.clone(), route.clone(), NoticeKind::Report, message.clone(), now)

@@ -656,8 +656,11 @@ fn alertmanager_alerts_expire_unless_refreshed_and_end_at_the_resolve() {
 
 #[test]
 fn a_digest_lists_budgets_freezes_and_the_period_events() {
-    let report =
-        crate::config::Report { schedule: "0 0 9 * * Mon".into(), to: vec![slack("#reports")], services: Vec::new() };
+    let report = crate::config::Report {
+        schedule: "0 0 9 * * Mon".into(),
+        to: vec![slack("#reports"), Route::PagerDuty],
+        services: Vec::new(),
+    };
     let events = [event(T0 + HOUR, EventKind::AlertFiring(alert("page", T0 + HOUR)))];
     let items = digest(
         &report,
@@ -667,7 +670,7 @@ fn a_digest_lists_budgets_freezes_and_the_period_events() {
         T0 + 2 * HOUR,
         "http://h/",
     );
-    assert_eq!(items.len(), 1);
+    assert_eq!(items.len(), 1, "a digest is not an alert: no PagerDuty copy");
     let message = &items[0].message;
     assert_eq!(message.title, "Error budget report: 1 service(s), 1 frozen, 1 alert(s) firing");
     assert!(message.text.contains("checkout: FROZEN since 2026-01-01T00:00:00Z"), "{}", message.text);

@@ -120,6 +120,9 @@ pub struct OutboxScan {
     pub next_at: Option<Millis>,
     /// All items, due or not.
     pub depth: usize,
+    /// Items that could not be decoded, by key. They are left in place (never deleted by
+    /// sloguard) and skipped, so one bad record cannot stop every other notification.
+    pub corrupt: Vec<String>,
 }
 
 fn outbox_key(key: &str) -> String {
@@ -155,8 +158,12 @@ impl Store {
         let mut scan = OutboxScan::default();
         for entry in self.db.scan_prefix(OUTBOX_PREFIX) {
             let (key, value) = entry?;
-            let item: OutboxItem = decode_json(&String::from_utf8_lossy(&key), &value)?;
             scan.depth += 1;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let Ok(item) = decode_json::<OutboxItem>(&key, &value) else {
+                scan.corrupt.push(key);
+                continue;
+            };
             if item.next_attempt_at <= now {
                 scan.due.push(item);
             } else {
