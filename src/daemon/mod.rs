@@ -153,6 +153,10 @@ pub async fn run(
         "state restored from {}",
         config.data_dir.display()
     );
+    let n_queued = store.outbox_depth();
+    if n_queued > 0 {
+        info!("{n_queued} notification(s) queued before the restart will be delivered once ready");
+    }
     let overrides = store.overrides()?;
     let corrections = store.corrections()?;
     governance::apply_corrections(&mut engine, &corrections);

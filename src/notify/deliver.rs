@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
 use crate::config::{DaemonConfig, Delivery, Notifiers};
-use crate::store::{SentRecord, Store};
+use crate::store::{AuditAction, AuditEntry, SentRecord, Store};
 
 use super::{DeliveryError, NotifyStats, OutboxItem, Transports, idempotency_key};
 
@@ -54,6 +54,9 @@ pub struct Deliverer {
     recent: HashMap<String, VecDeque<Millis>>,
     /// Per destination: no attempts before this instant (it failed; its backoff runs).
     blocked_until: HashMap<String, Millis>,
+    /// Items delivered whose delivery could not be recorded (store failing), by key. They are
+    /// never sent again by this process; recording is retried each pass.
+    unrecorded: HashMap<String, SentRecord>,
 }
 
 impl Deliverer {
@@ -64,7 +67,16 @@ impl Deliverer {
         delivery: Delivery,
         stats: Arc<NotifyStats>,
     ) -> Deliverer {
-        Deliverer { store, clock, transports, delivery, stats, recent: HashMap::new(), blocked_until: HashMap::new() }
+        Deliverer {
+            store,
+            clock,
+            transports,
+            delivery,
+            stats,
+            recent: HashMap::new(),
+            blocked_until: HashMap::new(),
+            unrecorded: HashMap::new(),
+        }
     }
 
     /// Delivers what is due now, stopping early once `stop` is set (an attempt under way
@@ -78,6 +90,9 @@ impl Deliverer {
                 return now + duration_millis(TICK);
             }
         };
+        for key in &scan.corrupt {
+            error!(key = %key, "an outbox record is corrupt and is skipped; inspect it with the store offline");
+        }
         let mut next = scan.next_at.unwrap_or(Millis::MAX);
         let mut depth = scan.depth;
         for item in scan.due {
@@ -85,6 +100,19 @@ impl Deliverer {
                 break;
             }
             let now = self.clock.now();
+            if let Some(record) = self.unrecorded.get(&item.key) {
+                match self.store.remove_delivered(&item.key, record).await {
+                    Ok(()) => {
+                        self.unrecorded.remove(&item.key);
+                        depth -= 1;
+                    }
+                    Err(e) => {
+                        error!(key = %item.key, "recording a delivery still fails (not sent again): {e}");
+                        next = next.min(now + duration_millis(TICK));
+                    }
+                }
+                continue;
+            }
             let destination = item.route.to_string();
             if let Some(&until) = self.blocked_until.get(&destination).filter(|&&until| until > now) {
                 next = next.min(until);
@@ -134,12 +162,15 @@ impl Deliverer {
             Ok(receipt) => {
                 let record = SentRecord { at: now, receipt };
                 if let Err(e) = self.store.remove_delivered(&item.key, &record).await {
-                    // The item stays queued and will be sent again: at-least-once, never lost.
-                    error!(key = %item.key, route = %destination, "delivered, but recording it failed (it will be sent again): {e}");
+                    // Sending again now would double it; only a restart before the store
+                    // recovers does (at-least-once).
+                    error!(key = %item.key, route = %destination, "delivered, but recording it failed; retrying the record: {e}");
+                    self.unrecorded.insert(item.key.clone(), record);
                     return false;
                 }
                 let latency = now - item.created_at;
                 self.stats.delivered(item.route_kind(), latency);
+                self.audit(&item, destination, item.attempts + 1, now, None);
                 info!(
                     key = %item.key,
                     route = %destination,
@@ -161,6 +192,7 @@ impl Deliverer {
     fn failed(&mut self, mut item: OutboxItem, destination: &str, e: DeliveryError, now: Millis) {
         self.stats.failed(item.route_kind());
         item.attempts += 1;
+        self.audit(&item, destination, item.attempts, now, Some(e.to_string()));
         let first_failure = *item.first_failure_at.get_or_insert(now);
         item.last_error = Some(e.to_string());
         let max_backoff = duration_millis(self.delivery.max_backoff);
@@ -221,12 +253,34 @@ impl Deliverer {
                 message.text = format!("{note}\n\n{}", message.text);
                 message.html = format!("<p><em>{}</em></p>\n{}", super::message::escape_html(&note), message.html);
                 message.fields.push(("Fallback".to_string(), note.clone()));
-                let mut copy = OutboxItem::new(key, route.clone(), item.kind, message, item.created_at);
+                let mut copy =
+                    OutboxItem::new(key, item.service.clone(), route.clone(), item.kind, message, item.created_at);
                 copy.next_attempt_at = self.clock.now();
                 copy.fallback_of = Some(item.key.clone());
                 copy
             })
             .collect()
+    }
+
+    /// Records one attempt in the audit log. Not flushed: the audit trail may lose its last
+    /// lines to a crash, the outbox may not.
+    fn audit(&self, item: &OutboxItem, destination: &str, attempt: u32, at: Millis, error: Option<String>) {
+        let entry = AuditEntry {
+            at,
+            service: item.service.clone(),
+            action: AuditAction::Notification {
+                route: destination.to_string(),
+                key: item.key.clone(),
+                attempt,
+                delivered: error.is_none(),
+                error,
+            },
+            actor: None,
+            remote: None,
+        };
+        if let Err(e) = self.store.audit(entry) {
+            warn!(key = %item.key, "writing the audit log failed: {e}");
+        }
     }
 
     /// `Some(instant a slot frees)` when `destination` used its per-minute budget.

@@ -88,6 +88,9 @@ impl NoticeKind {
 pub struct OutboxItem {
     /// 32 hex digits of SHA-256 over the notification's identity (see [`idempotency_key`]).
     pub key: String,
+    /// The service it concerns, for the audit log; a report's services joined by `,` (`*`
+    /// for all).
+    pub service: String,
     #[serde(with = "route_format")]
     pub route: Route,
     pub kind: NoticeKind,
@@ -111,9 +114,17 @@ pub struct OutboxItem {
 
 impl OutboxItem {
     /// A fresh item, due immediately.
-    pub fn new(key: String, route: Route, kind: NoticeKind, message: Message, created_at: Millis) -> OutboxItem {
+    pub fn new(
+        key: String,
+        service: String,
+        route: Route,
+        kind: NoticeKind,
+        message: Message,
+        created_at: Millis,
+    ) -> OutboxItem {
         OutboxItem {
             key,
+            service,
             route,
             kind,
             message,

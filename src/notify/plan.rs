@@ -36,11 +36,18 @@ pub fn plan(events: &[Event], specs: &[ServiceSpec], config: &DaemonConfig, snap
                     let item = if let EventKind::AlertFiring(_) = event.kind {
                         let kind = if severity == Severity::Page { NoticeKind::Page } else { NoticeKind::Ticket };
                         let message = message::alert_firing(a, &context);
-                        OutboxItem::new(firing_key, route.clone(), kind, message, event.at)
+                        OutboxItem::new(firing_key, a.service.clone(), route.clone(), kind, message, event.at)
                     } else {
                         let key = idempotency_key(&["resolved", &a.slo, &a.severity, &since, &route_text]);
                         let message = message::alert_resolved(a, &context, event.at);
-                        let mut item = OutboxItem::new(key, route.clone(), NoticeKind::Resolve, message, event.at);
+                        let mut item = OutboxItem::new(
+                            key,
+                            a.service.clone(),
+                            route.clone(),
+                            NoticeKind::Resolve,
+                            message,
+                            event.at,
+                        );
                         item.reply_to = Some(firing_key);
                         item
                     };
@@ -55,11 +62,25 @@ pub fn plan(events: &[Event], specs: &[ServiceSpec], config: &DaemonConfig, snap
                     let freeze_key = idempotency_key(&["freeze", &f.service, &since, &route_text]);
                     let item = if let EventKind::Freeze(_) = event.kind {
                         let message = message::freeze(f, &context, event.at);
-                        OutboxItem::new(freeze_key, route.clone(), NoticeKind::Freeze, message, event.at)
+                        OutboxItem::new(
+                            freeze_key,
+                            f.service.clone(),
+                            route.clone(),
+                            NoticeKind::Freeze,
+                            message,
+                            event.at,
+                        )
                     } else {
                         let key = idempotency_key(&["unfreeze", &f.service, &since, &route_text]);
                         let message = message::unfreeze(f, &context, event.at);
-                        let mut item = OutboxItem::new(key, route.clone(), NoticeKind::Unfreeze, message, event.at);
+                        let mut item = OutboxItem::new(
+                            key,
+                            f.service.clone(),
+                            route.clone(),
+                            NoticeKind::Unfreeze,
+                            message,
+                            event.at,
+                        );
                         item.reply_to = Some(freeze_key);
                         item
                     };
@@ -102,7 +123,14 @@ pub fn repeat(specs: &[ServiceSpec], config: &DaemonConfig, snapshot: &Snapshot)
                         &format!("{tag}{n}"),
                     ]);
                     let message = message::still_firing(service, slo, severity.as_str(), since, &context, now);
-                    items.push(OutboxItem::new(key, route.clone(), NoticeKind::Repeat, message, now));
+                    items.push(OutboxItem::new(
+                        key,
+                        service.service.clone(),
+                        route.clone(),
+                        NoticeKind::Repeat,
+                        message,
+                        now,
+                    ));
                 }
             }
         }
@@ -121,7 +149,14 @@ pub fn repeat(specs: &[ServiceSpec], config: &DaemonConfig, snapshot: &Snapshot)
                     &format!("refresh{n}"),
                 ]);
                 let message = message::still_frozen(service, since, &context, now);
-                items.push(OutboxItem::new(key, route.clone(), NoticeKind::Repeat, message, now));
+                items.push(OutboxItem::new(
+                    key,
+                    service.service.clone(),
+                    route.clone(),
+                    NoticeKind::Repeat,
+                    message,
+                    now,
+                ));
             }
         }
     }

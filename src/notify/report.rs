@@ -16,6 +16,7 @@ use crate::clock::{Clock, DAY, Millis, rfc3339};
 use crate::config::Report;
 use crate::engine::{Event, EventKind};
 use crate::policy::percent;
+use crate::spec::Route;
 use crate::status::Snapshot;
 use crate::store::Store;
 
@@ -146,13 +147,15 @@ pub fn digest(
     let links = vec![("Services".to_string(), format!("{}/v1/services", public_url.trim_end_matches('/')))];
     let message = message::report(title, lines, links);
     let run = (now / 1000).to_string();
-    let services_key = report.services.join(",");
+    let services_key = if report.services.is_empty() { "*".to_string() } else { report.services.join(",") };
     report
         .to
         .iter()
+        // A digest is not an alert: Alertmanager and PagerDuty have nothing to route it by.
+        .filter(|route| !matches!(route, Route::Alertmanager | Route::PagerDuty))
         .map(|route| {
             let key = idempotency_key(&["report", &report.schedule, &services_key, &run, &route.to_string()]);
-            OutboxItem::new(key, route.clone(), NoticeKind::Report, message.clone(), now)
+            OutboxItem::new(key, services_key.clone(), route.clone(), NoticeKind::Report, message.clone(), now)
         })
         .collect()
 }

@@ -307,7 +307,7 @@ fn repeats_come_once_per_interval_and_alertmanager_is_refreshed_every_minute() {
 
 fn item(key: &str, route: Route, kind: NoticeKind, at: Millis) -> OutboxItem {
     let message = message::report(format!("title {key}"), vec![("Fact".to_string(), "value".to_string())], Vec::new());
-    OutboxItem::new(key.to_string(), route, kind, message, at)
+    OutboxItem::new(key.to_string(), "checkout".to_string(), route, kind, message, at)
 }
 
 #[tokio::test]
@@ -454,6 +454,28 @@ async fn a_transient_failure_backs_off_with_jitter_and_spares_the_destination() 
     rig.deliverer.pass(&rig.stop).await;
     assert_eq!(slack_transport.keys(), ["a", "a", "b"]);
     assert_eq!(rig.store.outbox_depth(), 0);
+    // Every attempt is in the audit log, with its outcome.
+    let audit: Vec<(String, u32, bool, Option<String>)> = rig
+        .store
+        .audit_log(Some("checkout"), 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.action {
+            crate::store::AuditAction::Notification { key, attempt, delivered, error, route } => {
+                assert_eq!(route, "slack:#x");
+                (key, attempt, delivered, error)
+            }
+            other => panic!("unexpected audit action {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("a".to_string(), 1, false, Some("connection refused".to_string())),
+            ("a".to_string(), 2, true, None),
+            ("b".to_string(), 1, true, None),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -634,8 +656,11 @@ fn alertmanager_alerts_expire_unless_refreshed_and_end_at_the_resolve() {
 
 #[test]
 fn a_digest_lists_budgets_freezes_and_the_period_events() {
-    let report =
-        crate::config::Report { schedule: "0 0 9 * * Mon".into(), to: vec![slack("#reports")], services: Vec::new() };
+    let report = crate::config::Report {
+        schedule: "0 0 9 * * Mon".into(),
+        to: vec![slack("#reports"), Route::PagerDuty],
+        services: Vec::new(),
+    };
     let events = [event(T0 + HOUR, EventKind::AlertFiring(alert("page", T0 + HOUR)))];
     let items = digest(
         &report,
@@ -645,7 +670,7 @@ fn a_digest_lists_budgets_freezes_and_the_period_events() {
         T0 + 2 * HOUR,
         "http://h/",
     );
-    assert_eq!(items.len(), 1);
+    assert_eq!(items.len(), 1, "a digest is not an alert: no PagerDuty copy");
     let message = &items[0].message;
     assert_eq!(message.title, "Error budget report: 1 service(s), 1 frozen, 1 alert(s) firing");
     assert!(message.text.contains("checkout: FROZEN since 2026-01-01T00:00:00Z"), "{}", message.text);

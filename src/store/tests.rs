@@ -125,7 +125,7 @@ async fn a_delivery_in_the_journal_survives_a_crash_before_the_sled_flush() {
         links: Vec::new(),
         alert: None,
     };
-    let item = OutboxItem::new("k".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
+    let item = OutboxItem::new("k".into(), "svc".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
     let record =
         SentRecord { at: 9, receipt: Receipt { slack_channel: Some("C".into()), slack_ts: Some("1.5".into()) } };
     {
@@ -146,4 +146,26 @@ async fn a_delivery_in_the_journal_survives_a_crash_before_the_sled_flush() {
     assert_eq!(store.sent("k").unwrap(), Some(record));
     assert_eq!(store.commit(&[], &[], &[item]).await.unwrap(), 0, "and cannot be queued again");
     assert_eq!(std::fs::metadata(dir.path().join("sent.journal")).unwrap().len(), 0, "emptied once in sled");
+}
+
+#[tokio::test]
+async fn a_corrupt_outbox_record_is_skipped_not_fatal() {
+    use crate::notify::{Message, NoticeKind, OutboxItem};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let message = Message {
+        title: "t".into(),
+        text: String::new(),
+        html: String::new(),
+        fields: Vec::new(),
+        links: Vec::new(),
+        alert: None,
+    };
+    let item =
+        OutboxItem::new("good".into(), "svc".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
+    store.commit(&[], &[], &[item]).await.unwrap();
+    store.db.insert(b"v1/outbox/bad", &b"{not json"[..]).unwrap();
+    let scan = store.due_outbox(10, 10).unwrap();
+    assert_eq!(scan.due.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["good"]);
+    assert_eq!((scan.corrupt, scan.depth), (vec!["v1/outbox/bad".to_string()], 2));
 }
