@@ -401,8 +401,11 @@ impl Checker<'_> {
             postmortem_above,
         } = &policy.value;
         let freeze = self.fraction_or(freeze_below, defaults.freeze_below, "policy.freeze_below");
-        let unfreeze = self.fraction_or(unfreeze_above, defaults.unfreeze_above, "policy.unfreeze_above");
-        let warn = self.fraction_or(warn_below, defaults.warn_below, "policy.warn_below");
+        // An unwritten threshold above freeze_below follows it up rather than contradicting it:
+        // `freeze_below: 50%` alone must not be an error against the 10% and 25% defaults.
+        let floor = freeze.unwrap_or(defaults.freeze_below);
+        let unfreeze = self.fraction_or(unfreeze_above, defaults.unfreeze_above.max(floor), "policy.unfreeze_above");
+        let warn = self.fraction_or(warn_below, defaults.warn_below.max(floor), "policy.warn_below");
         let postmortem = self.fraction_or(postmortem_above, defaults.postmortem_above, "policy.postmortem_above");
         let allow_during_freeze = match allow_during_freeze {
             Some(list) => self.change_classes(list, "policy.allow_during_freeze"),

@@ -274,12 +274,20 @@ fn bad_percentages() {
 }
 
 #[test]
-fn defaults_below_a_written_freeze_point_at_freeze_below() {
+fn unwritten_thresholds_follow_a_high_freeze_below() {
+    // Specs written before warn_below existed (and replay backtests) must keep loading: an
+    // unwritten unfreeze_above or warn_below rises to freeze_below instead of contradicting it.
+    let spec = parse(&format!("{VALID}policy:\n  freeze_below: 50%\n"));
+    assert_eq!((spec.policy.freeze_below, spec.policy.unfreeze_above, spec.policy.warn_below), (0.5, 0.5, 0.5));
+}
+
+#[test]
+fn a_written_threshold_below_freeze_below_is_an_error() {
     assert_eq!(
-        errors_of(&format!("{VALID}policy:\n  freeze_below: 50%\n")),
+        errors_of(&format!("{VALID}policy:\n  freeze_below: 50%\n  unfreeze_above: 10%\n  warn_below: 20%\n")),
         [
-            "11:17: policy.freeze_below: unfreeze_above (10%) must be at least freeze_below (50%)",
-            "11:17: policy.freeze_below: warn_below (25%) must be at least freeze_below (50%)",
+            "12:19: policy.unfreeze_above: unfreeze_above (10%) must be at least freeze_below (50%)",
+            "13:15: policy.warn_below: warn_below (20%) must be at least freeze_below (50%)",
         ]
     );
 }
