@@ -457,7 +457,7 @@ proptest! {
 
 // --- Differential oracle: prometheus-parse 0.2.5 -------------------------------------------
 //
-// prometheus-parse is only trusted on the subset it gets right (see /work/shared/crates.md):
+// prometheus-parse is only trusted on the subset it gets right (see ../shared/crates.md):
 // names matching `\w+` (it drops names with `:`), label values without `{`, `}` (it drops the
 // line), `,` or `=` (it truncates the value) and without escapes (it does not unescape `\"`,
 // `\\`, `\n`), a non-empty label block (it drops `{}`), and no histogram or summary TYPE lines
