@@ -250,5 +250,19 @@ fn decode_page(key: &str, name: &str, value: &[u8]) -> Result<Page, StoreError> 
     Ok(Page { level, index, slots })
 }
 
+/// Reopens a store the same process just dropped. sled releases its file lock from a background
+/// thread shortly after the last handle goes, so an immediate reopen can find it still held;
+/// only tests reopen in-process (a restarted daemon is a new process).
+#[cfg(test)]
+pub(crate) fn reopen_for_test(path: &Path) -> Result<Store, StoreError> {
+    for _ in 0..40 {
+        match Store::open(path) {
+            Err(StoreError::Open { .. }) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            other => return other,
+        }
+    }
+    Store::open(path)
+}
+
 #[cfg(test)]
 mod tests;

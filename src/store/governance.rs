@@ -312,7 +312,7 @@ mod tests {
                 AuditAction::DecisionChanged { from: None, to: Decision::Deny, reasons: vec!["frozen".into()] };
             store.record_decision(Decision::Deny, &entry(NOW, "checkout", changed)).await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::reopen_for_test(dir.path()).unwrap();
         assert_eq!(store.overrides().unwrap(), vec![an_override("ovr-1")]);
         assert_eq!(store.corrections().unwrap(), vec![correction]);
         assert_eq!(store.gate_decisions().unwrap(), HashMap::from([("checkout".to_string(), Decision::Deny)]));

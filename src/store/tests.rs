@@ -46,7 +46,7 @@ async fn state_survives_reopen() {
         store.commit(&[freeze_event("svc", 5)], &transitions, &[]).await.unwrap();
         store.save(&[window("svc/a", vec![page.clone()])], std::slice::from_ref(&series)).await.unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = super::reopen_for_test(dir.path()).unwrap();
     let restored = store.load().unwrap();
     assert_eq!(restored.windows, vec![window("svc/a", vec![page])]);
     assert_eq!(restored.transitions.len(), 2);
@@ -87,7 +87,7 @@ fn a_newer_schema_is_refused() {
         db.insert(SCHEMA_KEY, b"2").unwrap();
         db.flush().unwrap();
     }
-    let err = Store::open(dir.path()).err().expect("refused");
+    let err = super::reopen_for_test(dir.path()).err().expect("refused");
     assert!(matches!(err, StoreError::Newer { found: 2, .. }), "{err}");
 }
 
@@ -99,8 +99,17 @@ fn data_without_a_schema_marker_is_refused_and_kept() {
         db.insert(b"someone/else", b"data").unwrap();
         db.flush().unwrap();
     }
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::Foreign { .. })));
-    let db = sled::open(dir.path()).unwrap();
+    assert!(matches!(super::reopen_for_test(dir.path()), Err(StoreError::Foreign { .. })));
+    // The refused store's handle was just dropped; sled may still hold its lock for a moment.
+    let db = (0..40)
+        .find_map(|_| {
+            let db = sled::open(dir.path()).ok();
+            if db.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            db
+        })
+        .expect("reopen the refused store");
     assert_eq!(db.get(b"someone/else").unwrap().as_deref(), Some(&b"data"[..]));
 }
 
