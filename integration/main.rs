@@ -1,8 +1,11 @@
 //! Integration tests: the real sloguard binary against real services on loopback.
 
+mod daemon;
+mod daemon_prometheus;
 mod gate;
 mod notify;
 mod prometheus_source;
 mod promtool;
 mod recipes;
+mod replay_oracle;
 mod support;

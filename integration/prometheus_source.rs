@@ -5,10 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sloguard::clock::Millis;
 use sloguard::demo::{self, DemoOptions};
-use sloguard::prometheus::{ApiErrorType, PromClient, PromConfig, PromError, SeriesPoints};
-use sloguard::spec::HttpOptions;
+use sloguard::prometheus::{ApiErrorType, PromClient, PromError, SeriesPoints};
 
-use crate::support::prometheus::{PrometheusServer, SCRAPE_INTERVAL};
+use crate::support::prometheus::{PrometheusServer, SCRAPE_INTERVAL, client};
 use crate::support::{closed_addr, init, wait_until};
 
 /// The demo's checkout request counters, one series per status code.
@@ -18,30 +17,9 @@ const CHECKOUT: &str = r#"http_requests_total{job="checkout"}"#;
 /// with generous slack for a loaded machine.
 const FIRST_DATA_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Per-request timeout for the client under test; local queries take milliseconds.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Response cap for the client under test: far above what these short ranges return.
-const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
-
 fn wall_now() -> Millis {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970");
     Millis::try_from(since_epoch.as_millis()).expect("now fits in i64 ms")
-}
-
-fn client(url: &str) -> PromClient {
-    PromClient::new(PromConfig {
-        url: url.to_string(),
-        timeout: QUERY_TIMEOUT,
-        http: HttpOptions {
-            headers: Vec::new(),
-            bearer_token: None,
-            max_body_bytes: MAX_BODY_BYTES,
-            ca_file: None,
-            insecure_skip_verify: false,
-        },
-    })
-    .expect("valid client config")
 }
 
 fn label<'a>(series: &'a SeriesPoints, name: &str) -> Option<&'a str> {

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: ports, bounded waiting, the built binary, and the
-//! real services the tests run against (see `prometheus`).
+//! real services the tests run against (`prometheus`), the daemon under test (`daemon`) and a
+//! scrape target the tests control (`target`).
 
+pub mod ctl_target;
+pub mod daemon;
 pub mod daemon_proc;
 pub mod prometheus;
 pub mod slack;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use sloguard::prometheus::{PromClient, PromConfig};
+use sloguard::spec::HttpOptions;
 use tempfile::TempDir;
 use tokio::time::Instant;
 
@@ -23,6 +25,12 @@ pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 /// Bound on start-up. Prometheus is ready in about a second; a loaded 2-core CI machine can take
 /// several, and anything near this bound means it is stuck.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-request timeout for test clients; local queries take milliseconds.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Response cap for test clients: far above what the tests' short ranges return.
+const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Start attempts, each on a fresh port: the free port can be taken by another test between
 /// probing it and Prometheus binding it.
@@ -71,6 +79,22 @@ impl Drop for PrometheusServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A query client for `url` (a Prometheus base URL) with plain HTTP options.
+pub fn client(url: &str) -> PromClient {
+    PromClient::new(PromConfig {
+        url: url.to_string(),
+        timeout: QUERY_TIMEOUT,
+        http: HttpOptions {
+            headers: Vec::new(),
+            bearer_token: None,
+            max_body_bytes: MAX_BODY_BYTES,
+            ca_file: None,
+            insecure_skip_verify: false,
+        },
+    })
+    .expect("valid client config")
 }
 
 enum StartFailure {

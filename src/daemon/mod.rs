@@ -47,8 +47,14 @@ pub const MAX_SAMPLE_GAP: Millis = 5 * MINUTE;
 /// so a finer step would add load without adding precision.
 const BACKFILL_STEP: Duration = Duration::from_secs(60);
 
-/// Longest a start-up backfill may take before the daemon starts without it (those SLOs then
-/// start empty, which reads as no data, never as good).
+/// Resolution of the extra backfill query over the last [`BACKFILL_STEP`], made only when a
+/// series is younger than one step: the coarse grid then holds a single point of it, a baseline
+/// without an increase. One second is the finest interval a source may have; a step finer than
+/// the server's scrape interval only repeats values, which the engine ignores.
+const BACKFILL_TAIL_STEP: Duration = Duration::from_secs(1);
+
+/// Longest the backfill (from all servers) may take before the daemon starts without the rest of
+/// it (those SLOs then start empty, which reads as no data, never as good).
 const BACKFILL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often old events are pruned; retention is in days, so hourly is plenty.
@@ -268,13 +274,16 @@ fn spawn_api(
 }
 
 /// Fills the SLO windows of Prometheus-backed services from `query_range`, so a fresh start (or
-/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`] per query.
+/// a restart after downtime) does not begin blind. Bounded by [`BACKFILL_TIMEOUT`] in all, and a
+/// server that fails as if down (unreachable, timing out, 5xx) is not asked again: the
+/// remaining selectors would each wait out the same timeout before the daemon is ready.
 ///
 /// One range per server, from the earliest instant any of its services lacks, with every
 /// selector of every service on it: all points are then fed in time order, so a series that
 /// several SLOs share feeds each of them once and at its own instant. [`Engine::backfill`] skips,
 /// per SLO, whatever lies at or before what that SLO already held, so nothing counts twice.
 async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePlan], now: Millis) {
+    let deadline = Instant::now() + BACKFILL_TIMEOUT;
     for plan in plans {
         let PlanKind::Prometheus { selectors } = &plan.kind else { continue };
         let client = match sources::prom_client(plan) {
@@ -294,9 +303,21 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
         let started = Instant::now();
         let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
         for selector in selectors {
-            let Some(series) = backfill_range(&client, plan, selector, start, now, BACKFILL_STEP).await else {
-                continue;
+            let range = |from, step| backfill_range(&client, plan, selector, from, now, step, deadline);
+            let mut series = match range(start, BACKFILL_STEP).await {
+                Ok(series) => series,
+                Err(RangeFailure::Selector) => continue,
+                Err(RangeFailure::Server) => break,
             };
+            if series.iter().any(|s| s.points.len() < 2) {
+                // Points both queries hold are equal, and the engine ignores the repeat.
+                let tail_start = start.max(now - duration_millis(BACKFILL_STEP));
+                match range(tail_start, BACKFILL_TAIL_STEP).await {
+                    Ok(tail) => series.extend(tail),
+                    Err(RangeFailure::Selector) => {}
+                    Err(RangeFailure::Server) => break,
+                }
+            }
             for s in series {
                 let (key, name) = series_key(&s);
                 let id = engine.series(source, &key, &name, &s.labels[..]);
@@ -316,8 +337,16 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
     }
 }
 
-/// One backfill range query, bounded by [`BACKFILL_TIMEOUT`]; failures are logged and skipped
-/// (those SLOs then start with less history, which reads as less data, never as good).
+/// Why a backfill query returned nothing.
+enum RangeFailure {
+    /// This selector failed (bad selector, response too large): try the next one.
+    Selector,
+    /// The server looks down, or the deadline passed: stop asking it.
+    Server,
+}
+
+/// One backfill range query, bounded by the backfill's `deadline`. Failures are logged;
+/// the SLOs concerned start with less history, which reads as less data, never as good.
 async fn backfill_range(
     client: &crate::prometheus::PromClient,
     plan: &SourcePlan,
@@ -325,16 +354,21 @@ async fn backfill_range(
     start: Millis,
     end: Millis,
     step: Duration,
-) -> Option<Vec<SeriesPoints>> {
-    match tokio::time::timeout(BACKFILL_TIMEOUT, client.query_range(selector, start, end, step)).await {
-        Ok(Ok(series)) => Some(series),
+    deadline: Instant,
+) -> Result<Vec<SeriesPoints>, RangeFailure> {
+    match tokio::time::timeout_at(deadline, client.query_range(selector, start, end, step)).await {
+        Ok(Ok(series)) => Ok(series),
+        Ok(Err(e)) if e.is_retryable() => {
+            warn!(source = %plan.url, %selector, "backfill stopped, starting without the rest of it: {e}");
+            Err(RangeFailure::Server)
+        }
         Ok(Err(e)) => {
             warn!(source = %plan.url, %selector, "backfill failed: {e}");
-            None
+            Err(RangeFailure::Selector)
         }
         Err(_) => {
-            warn!(source = %plan.url, %selector, "backfill timed out after {BACKFILL_TIMEOUT:?}");
-            None
+            warn!(source = %plan.url, %selector, "backfill stopped after {BACKFILL_TIMEOUT:?}, starting without the rest of it");
+            Err(RangeFailure::Server)
         }
     }
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Gate latency under load: the daemon runs the shipped demo specs (against its own demo target)
+# plus a generated fleet of SERVICES x SLOS SLOs (default 100 x 10 = 1,000) scraping a generated
+# target, while wrk hammers GET /v1/gate/checkout. Prints wrk's latency distribution and req/s,
+# and the daemon's own evaluation time. Loopback only; bounded (about 40 s with the defaults).
+#
+#   benches/gate_load.sh                      # defaults
+#   SERVICES=10 SLOS=10 DURATION=5s benches/gate_load.sh
+#
+# Needs curl, python3 and wrk (`apt-get install -y wrk`). wrk, the target and the daemon share
+# the machine: on 2 cores the figures include that contention.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source benches/common.sh
+
+SERVICES=${SERVICES:-100}
+SLOS=${SLOS:-10}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-50}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-12}
+
+command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
+work=$(mktemp -d)
+trap cleanup EXIT
+bin=$(sloguard_bin "$work")
+
+demo_port=$(free_port)
+gen_port=$(free_port)
+api_port=$(free_port)
+
+"$bin" demo-target --listen "127.0.0.1:$demo_port" > "$work/demo.log" 2>&1 &
+started_pids+=($!)
+python3 benches/fleet.py serve "$gen_port" --services "$SERVICES" --slos "$SLOS" &
+started_pids+=($!)
+
+mkdir "$work/specs"
+for spec in slo-specs/*.yaml; do
+    sed "s#127.0.0.1:9100#127.0.0.1:$demo_port#" "$spec" > "$work/specs/$(basename "$spec")"
+done
+python3 benches/fleet.py specs "$work/specs" --services "$SERVICES" --slos "$SLOS" \
+    --target "http://127.0.0.1:$gen_port/metrics"
+cat > "$work/sloguard.yaml" <<YAML
+listen: 127.0.0.1:$api_port
+data_dir: data
+specs: specs
+evaluation_interval: 5s
+flush_interval: 5s
+YAML
+
+wait_http "http://127.0.0.1:$gen_port/metrics" 30
+wait_http "http://127.0.0.1:$demo_port/metrics" 30
+"$bin" run --config "$work/sloguard.yaml" > "$work/sloguard.log" 2>&1 &
+started_pids+=($!)
+wait_http "http://127.0.0.1:$api_port/readyz" 60
+n_slos=$(curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -c '^sloguard_slo_objective_ratio{' || true)
+echo "sloguard ready with $n_slos SLOs; warming up ${WARMUP}s (scrapes, evaluations)"
+sleep "$WARMUP"
+echo "gate: $(curl -fsS "http://127.0.0.1:$api_port/v1/gate/checkout" | head -c 160)..."
+
+wrk "-t$THREADS" "-c$CONNECTIONS" "-d$DURATION" --latency "http://127.0.0.1:$api_port/v1/gate/checkout"
+
+curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -E '^sloguard_evaluation_duration_seconds |^sloguard_evaluations_total '

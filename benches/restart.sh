@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Restart time with persisted state: SERVICES x SLOS SLOs (default 1,000 x 10 = 10,000) scrape a
+# generated target for RUN_FOR seconds (so every SLO has window pages, series values, and some
+# alerts and freezes), then SIGTERM, then a restart on the same data_dir timed until /readyz
+# answers 200. Also reports the cold start, the SIGTERM drain and the store size. Loopback only;
+# bounded (about RUN_FOR + 60 s; with SHARED_METRIC up to RUN_FOR + 20 min).
+#
+#   benches/restart.sh
+#   SERVICES=100 RUN_FOR=20 benches/restart.sh
+#   SHARED_METRIC=1 benches/restart.sh   # all SLOs on one metric name (see fleet.py): the first
+#                                        # scrape after each start then takes minutes to ingest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source benches/common.sh
+
+SERVICES=${SERVICES:-1000}
+SLOS=${SLOS:-10}
+RUN_FOR=${RUN_FOR:-60}
+fleet_args=(--services "$SERVICES" --slos "$SLOS")
+[ -n "${SHARED_METRIC:-}" ] || fleet_args+=(--metric-per-service)
+
+work=$(mktemp -d)
+trap cleanup EXIT
+bin=$(sloguard_bin "$work")
+
+# first_scrape API T0: waits until an evaluation has seen the first scrape (the core has ingested
+# it), and prints how long after T0 that was. Series are matched to SLOs when first seen, so the
+# first scrape after a start costs far more than the following ones.
+first_scrape() {
+    local deadline=$(( $(now_ms) + 600000 ))
+    until curl -fsS "$1/metrics" | grep -q '^sloguard_source_fetches_total{[^}]*} [1-9]'; do
+        [ "$(now_ms)" -lt "$deadline" ] || { echo "error: no scrape ingested after 600 s" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "  first scrape ingested and evaluated: $(( $(now_ms) - $2 )) ms after start"
+}
+
+gen_port=$(free_port)
+api_port=$(free_port)
+python3 benches/fleet.py serve "$gen_port" "${fleet_args[@]}" &
+started_pids+=($!)
+python3 benches/fleet.py specs "$work/specs" "${fleet_args[@]}" --target "http://127.0.0.1:$gen_port/metrics"
+cat > "$work/sloguard.yaml" <<YAML
+listen: 127.0.0.1:$api_port
+data_dir: data
+specs: specs
+evaluation_interval: 5s
+flush_interval: 5s
+shutdown_grace: 30s
+YAML
+wait_http "http://127.0.0.1:$gen_port/metrics" 30
+
+api="http://127.0.0.1:$api_port"
+t0=$(now_ms)
+"$bin" run --config "$work/sloguard.yaml" > "$work/run1.log" 2>&1 &
+daemon=$!
+started_pids+=($daemon)
+wait_http "$api/readyz" 120
+echo "cold start (no state): ready in $(( $(now_ms) - t0 )) ms"
+first_scrape "$api" "$t0"
+echo "running ${RUN_FOR}s..."
+sleep "$RUN_FOR"
+curl -fsS "$api/metrics" | grep -E '^sloguard_evaluation_duration_seconds |^sloguard_evaluations_total '
+echo "frozen services: $(curl -fsS "$api/v1/services" | grep -o '"frozen":true' | wc -l)"
+echo "rss before stop: $(( $(awk '/VmRSS/ {print $2}' "/proc/$daemon/status") / 1024 )) MiB"
+frozen_before=$(curl -fsS "$api/v1/gate/gen-00000" | grep -o '"frozen_since":[^,]*')
+
+t0=$(now_ms)
+kill -TERM "$daemon"
+wait_exit "$daemon" 60
+echo "SIGTERM to exit: $(( $(now_ms) - t0 )) ms; store: $(du -sh "$work/data" | cut -f1)"
+
+t0=$(now_ms)
+"$bin" run --config "$work/sloguard.yaml" > "$work/run2.log" 2>&1 &
+daemon=$!
+started_pids+=($daemon)
+wait_http "$api/readyz" 120
+echo "restart with state: ready in $(( $(now_ms) - t0 )) ms"
+grep -h 'state restored' "$work/run2.log" | sed 's/^.*INFO //'
+first_scrape "$api" "$t0"
+frozen_after=$(curl -fsS "$api/v1/gate/gen-00000" | grep -o '"frozen_since":[^,]*')
+echo "gen-00000 before: $frozen_before; after: $frozen_after"
+[ "$frozen_before" = "$frozen_after" ] || { echo "error: freeze not restored" >&2; exit 1; }
