@@ -7,6 +7,9 @@
 //!
 //!     cargo bench --bench notify_latency            # N = 200 incidents, ~10 s
 //!     cargo bench --bench notify_latency -- 1000    # more incidents
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it runs a few incidents as a smoke
+//! test, as criterion benches do.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,12 +26,16 @@ use sloguard::store::Store;
 
 /// Default incident count: enough for a stable p99, short enough to run in seconds.
 const DEFAULT_INCIDENTS: usize = 200;
+/// Incidents when run as a test: proves the path works without the bench's run time.
+const SMOKE_INCIDENTS: usize = 3;
 /// Bound on one incident's delivery; far above loopback latency.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() {
     // `cargo bench` passes `--bench`; a number sets the incident count.
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(DEFAULT_INCIDENTS);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let default = if args.iter().any(|a| a == "--bench") { DEFAULT_INCIDENTS } else { SMOKE_INCIDENTS };
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(default);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run(n));

@@ -95,6 +95,11 @@ impl Daemon {
         self.logs.len()
     }
 
+    /// A JSON document from the API, e.g. `/v1/events?service=x`.
+    pub async fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+        self.http.get(format!("{}{path}", self.url())).send().await.ok()?.json().await.ok()
+    }
+
     /// The value of one series on `/metrics` (`name{labels}` exactly as rendered), if present.
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let res = self.http.get(format!("{}/metrics", self.url())).send().await.ok()?;

@@ -7,7 +7,7 @@
 //! destination costs one timeout per backoff period, because a destination that just failed is
 //! skipped until its backoff ends (its other items are not tried against it meanwhile).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +57,8 @@ pub struct Deliverer {
     /// Items delivered whose delivery could not be recorded (store failing), by key. They are
     /// never sent again by this process; recording is retried each pass.
     unrecorded: HashMap<String, SentRecord>,
+    /// Corrupt outbox records already logged, so each is reported once, not every pass.
+    reported_corrupt: HashSet<String>,
 }
 
 impl Deliverer {
@@ -76,6 +78,7 @@ impl Deliverer {
             recent: HashMap::new(),
             blocked_until: HashMap::new(),
             unrecorded: HashMap::new(),
+            reported_corrupt: HashSet::new(),
         }
     }
 
@@ -90,8 +93,10 @@ impl Deliverer {
                 return now + duration_millis(TICK);
             }
         };
-        for key in &scan.corrupt {
-            error!(key = %key, "an outbox record is corrupt and is skipped; inspect it with the store offline");
+        for key in scan.corrupt {
+            if self.reported_corrupt.insert(key.clone()) {
+                error!(key = %key, "an outbox record is corrupt and is skipped; inspect it with the store offline");
+            }
         }
         let mut next = scan.next_at.unwrap_or(Millis::MAX);
         let mut depth = scan.depth;
