@@ -37,6 +37,14 @@ fn main() {
     let default = if args.iter().any(|a| a == "--bench") { DEFAULT_INCIDENTS } else { SMOKE_INCIDENTS };
     let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(default);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Delivery failures are what explain a slow or missing receipt; warnings go to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLOGUARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(run(n));
 }
@@ -116,10 +124,18 @@ impl Bench {
     async fn measure(&self, spec: &sloguard::spec::ServiceSpec, n: usize) -> Vec<Millis> {
         let config = config();
         let mut latencies = Vec::with_capacity(n);
+        let mut previous: Millis = 0;
         for _ in 0..n {
             let before = self.receipts();
-            // The event's instant is the decision: the evaluation that found the burn.
+            // The event's instant is the decision: the evaluation that found the burn. Two
+            // firings of one SLO at the same millisecond are one event (same idempotency key,
+            // so the second is rightly never sent); loopback Slack answers within a
+            // millisecond, so wait for the clock to move on.
+            while self.clock.now() <= previous {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
             let at = self.clock.now();
+            previous = at;
             let event = Event { at, kind: EventKind::AlertFiring(alert(at)) };
             let items =
                 notify::plan(std::slice::from_ref(&event), std::slice::from_ref(spec), &config, &Snapshot::default());
