@@ -1,4 +1,4 @@
-# Shared by the daemon benchmarks (gate_load.sh, restart.sh): the binary, free loopback ports,
+# Shared by the daemon benchmarks (gate_load.sh, restart.sh): the binaries, free loopback ports,
 # bounded waits, and cleanup of exactly the processes the script started. Source, don't run.
 
 # sloguard_bin DIR: the release binary, copied into DIR so that a build running meanwhile (a
@@ -11,6 +11,21 @@ sloguard_bin() {
     fi
     cp "$built" "$1/sloguard"
     echo "$1/sloguard"
+}
+
+# bench_bin NAME DIR: the release build of the harness-less bench benches/NAME.rs, built now so
+# that no compilation runs inside a timed region, and copied into DIR as sloguard_bin does.
+bench_bin() {
+    local built
+    built=$(cargo bench --quiet --bench "$1" --no-run --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == sys.argv[1] and msg.get("executable"):
+        print(msg["executable"])
+' "$1")
+    cp "$built" "$2/$1"
+    echo "$2/$1"
 }
 
 # A loopback port that was free a moment ago.

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Gate latency under load: the daemon runs the shipped demo specs (against its own demo target)
 # plus a generated fleet of SERVICES x SLOS SLOs (default 100 x 10 = 1,000) scraping a generated
-# target, while wrk hammers GET /v1/gate/checkout. Prints wrk's latency distribution and req/s,
-# and the daemon's own evaluation time. Loopback only; bounded (about 40 s with the defaults).
+# target, and GET /v1/gate/checkout is loaded twice for DURATION each:
+#   1. wrk, closed loop (CONNECTIONS, THREADS): the maximum throughput, as wrk's req/s and its
+#      latency distribution at that saturation;
+#   2. benches/gate_rate.rs, open loop at a constant RATE req/s (default 5,000) over
+#      RATE_CONNECTIONS keep-alive connections: the achieved rate, answered / non-200 / errors,
+#      and p50, p90, p99, p99.9 and max in µs measured from each request's scheduled time
+#      (corrected for coordinated omission), then from its send time (uncorrected), then the
+#      generator's own pacing lateness. It fails the script if any request failed or was not 200.
+# Then the daemon's own evaluation time. Loopback only; bounded (about 50 s with the defaults).
 #
 #   benches/gate_load.sh                      # defaults
 #   SERVICES=10 SLOS=10 DURATION=5s benches/gate_load.sh
+#   RATE=2000 RATE_CONNECTIONS=8 benches/gate_load.sh
 #
-# Needs curl, python3 and wrk (`apt-get install -y wrk`). wrk, the target and the daemon share
-# the machine: on 2 cores the figures include that contention.
+# Needs curl, python3 and wrk (`apt-get install -y wrk`). The load generators, the target and
+# the daemon share the machine: on 2 cores the figures include that contention.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -19,11 +27,14 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-12}
+RATE=${RATE:-5000}
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-32}
 
 command -v wrk >/dev/null || { echo "error: wrk not found (apt-get install -y wrk)" >&2; exit 1; }
 work=$(mktemp -d)
 trap cleanup EXIT
 bin=$(sloguard_bin "$work")
+rate_bin=$(bench_bin gate_rate "$work")
 
 demo_port=$(free_port)
 gen_port=$(free_port)
@@ -56,8 +67,10 @@ wait_http "http://127.0.0.1:$api_port/readyz" 60
 n_slos=$(curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -c '^sloguard_slo_objective_ratio{' || true)
 echo "sloguard ready with $n_slos SLOs; warming up ${WARMUP}s (scrapes, evaluations)"
 sleep "$WARMUP"
-echo "gate: $(curl -fsS "http://127.0.0.1:$api_port/v1/gate/checkout" | head -c 160)..."
+gate_url="http://127.0.0.1:$api_port/v1/gate/checkout"
+echo "gate: $(curl -fsS "$gate_url" | head -c 160)..."
 
-wrk "-t$THREADS" "-c$CONNECTIONS" "-d$DURATION" --latency "http://127.0.0.1:$api_port/v1/gate/checkout"
+wrk "-t$THREADS" "-c$CONNECTIONS" "-d$DURATION" --latency "$gate_url"
+"$rate_bin" --url "$gate_url" --rate "$RATE" --duration "$DURATION" --connections "$RATE_CONNECTIONS"
 
 curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -E '^sloguard_evaluation_duration_seconds |^sloguard_evaluations_total '
