@@ -1,5 +1,7 @@
-//! Engine benchmarks: per-SLO evaluation cost at 10,000 SLOs, memory per SLO, and a 30-day
-//! replay of 100 SLOs. Figures are quoted in the issue notes; nothing here asserts a timing.
+//! Engine benchmarks: per-SLO evaluation cost at 10,000 SLOs, memory per SLO, a 30-day replay
+//! of 100 SLOs, and the daemon's per-scrape work on a 50k-series target: parse, resolve and
+//! observe every sample, evaluate. Figures are quoted in the issue notes; nothing here asserts
+//! a timing.
 //!
 //!     cargo bench --bench engine -- --warm-up-time 1 --measurement-time 5
 
@@ -93,5 +95,80 @@ fn replay_30_days(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, evaluation, replay_30_days);
+/// A scrape page of `n_series` series (no timestamps) of which the first `2 * n_slos` feed the
+/// SLOs of [`specs`]; the rest are other services' requests on the same metric name and an
+/// unrelated histogram, as on a shared target. `tick` moves the counters on.
+fn scrape_page(n_slos: usize, n_series: usize, tick: i64) -> String {
+    let mut text = String::with_capacity(n_series * 60);
+    text.push_str("# TYPE req counter\n");
+    for i in 0..n_slos {
+        let ok = 1_000_000 + tick * 6000 + i as i64;
+        let err = 1_000 + tick * 6;
+        writeln!(text, "req{{svc=\"{i}\",code=\"200\"}} {ok}\nreq{{svc=\"{i}\",code=\"500\"}} {err}").unwrap();
+    }
+    let others = n_series - 2 * n_slos;
+    for j in 0..others / 2 {
+        writeln!(text, "req{{svc=\"other-{j}\",code=\"200\"}} {}", 5_000 + tick * 100).unwrap();
+    }
+    text.push_str("# TYPE rpc_duration_seconds histogram\n");
+    for j in 0..others - others / 2 {
+        writeln!(
+            text,
+            "rpc_duration_seconds_bucket{{method=\"m{}\",le=\"{}\"}} {}",
+            j / 10,
+            j % 10,
+            tick * 7 + j as i64
+        )
+        .unwrap();
+    }
+    text
+}
+
+/// What the daemon's core does with one scrape body: parse it leniently, resolve and observe
+/// every sample, then evaluate every SLO (the evaluation tick, here once per scrape).
+fn scrape_cycle(engine: &mut Engine, source: u32, body: &[u8], at: Millis) -> usize {
+    let parsed = exposition::parse_lenient(body);
+    for s in &parsed.samples {
+        let id = engine.series(source, s.series, s.name, &s.labels);
+        engine.observe(id, at, s.value);
+    }
+    engine.evaluate(at).len()
+}
+
+fn scrape_50k_series(c: &mut Criterion) {
+    const N_SERIES: usize = 50_000;
+    let mut group = c.benchmark_group("scrape_cycle_50k_series");
+    group.throughput(Throughput::Elements(N_SERIES as u64));
+    for n_slos in [1_000, 10_000] {
+        let specs = specs(n_slos);
+        let pages: Vec<String> = (0..4).map(|tick| scrape_page(n_slos, N_SERIES, tick)).collect();
+        // Steady state: every series already resolved, counters moving, one evaluation.
+        let mut engine = Engine::new(&specs, EngineOptions::default());
+        let source = engine.source("bench");
+        let mut at = T0;
+        let mut tick = 0;
+        group.bench_function(format!("steady_{n_slos}_slos"), |b| {
+            b.iter(|| {
+                at += 15_000;
+                tick += 1;
+                scrape_cycle(&mut engine, source, pages[tick % pages.len()].as_bytes(), at)
+            })
+        });
+        // The first scrape after a start: every series is new and matched against the
+        // selectors, all of which select the same metric name.
+        group.bench_function(format!("first_{n_slos}_slos_one_metric"), |b| {
+            b.iter_batched(
+                || Engine::new(&specs, EngineOptions::default()),
+                |mut engine| {
+                    let source = engine.source("bench");
+                    scrape_cycle(&mut engine, source, pages[0].as_bytes(), T0)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, evaluation, replay_30_days, scrape_50k_series);
 criterion_main!(benches);

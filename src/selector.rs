@@ -150,6 +150,17 @@ impl Selector {
         })
     }
 
+    /// The `label="value"` matchers with a non-empty value, other than the metric name: a
+    /// series lacking one of these labels, or holding another value, cannot be selected.
+    pub fn label_equalities(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.matchers.iter().filter_map(|m| match &m.op {
+            MatchOp::Equal(value) if m.label != NAME_LABEL && !value.is_empty() => {
+                Some((m.label.as_str(), value.as_str()))
+            }
+            _ => None,
+        })
+    }
+
     /// Whether the series `name{labels}` is selected. A missing label reads as `""`.
     ///
     /// Generic rather than `&dyn LabelSet` so unsized sets such as `[(String, String)]` can be

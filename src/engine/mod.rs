@@ -11,6 +11,7 @@
 //! and a missing burn makes every comparison false, so no data never reads as good or bad.
 
 mod event;
+mod index;
 mod persist;
 #[cfg(test)]
 mod tests;
@@ -21,13 +22,14 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, Postmortem, SloBudget};
+use index::SelectorIndex;
 pub use persist::{
     CountersHeader, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition, WindowRecord,
 };
 use window::{Counters, SELECTED, TOTAL, WindowRef};
 
 use crate::clock::{Millis, duration_millis, format_span};
-use crate::selector::{LabelSet, Selector};
+use crate::selector::LabelSet;
 use crate::spec::{Policy, ServiceSpec, Severity, Sli};
 
 /// Identifies where samples come from (a scrape target, a Prometheus server). Series are keyed
@@ -138,10 +140,7 @@ pub struct Engine {
     options: EngineOptions,
     slos: Vec<SloState>,
     services: Vec<ServiceState>,
-    /// Selectors by the metric name they pin, so a new series is only tested against selectors
-    /// that could match it. Selectors that pin no name are in `unpinned`.
-    by_metric: HashMap<String, Vec<(Selector, Feed)>>,
-    unpinned: Vec<(Selector, Feed)>,
+    selectors: SelectorIndex,
     source_names: Vec<String>,
     series_by_source: Vec<HashMap<Box<str>, SeriesId>>,
     series: Vec<SeriesState>,
@@ -155,8 +154,7 @@ impl Engine {
             options,
             slos: Vec::new(),
             services: Vec::new(),
-            by_metric: HashMap::new(),
-            unpinned: Vec::new(),
+            selectors: SelectorIndex::default(),
             source_names: Vec::new(),
             series_by_source: Vec::new(),
             series: Vec::new(),
@@ -177,8 +175,8 @@ impl Engine {
                 Sli::ErrorsTotal { errors, total } => (RatioKind::Errors, errors, total),
                 Sli::GoodTotal { good, total } => (RatioKind::Good, good, total),
             };
-            self.index_selector(selected, Feed { slo: index, slot: SELECTED as u8 });
-            self.index_selector(total, Feed { slo: index, slot: TOTAL as u8 });
+            self.selectors.insert(selected, Feed { slo: index, slot: SELECTED as u8 });
+            self.selectors.insert(total, Feed { slo: index, slot: TOTAL as u8 });
 
             let mut spans = vec![duration_millis(slo.window)];
             let mut span_index = |span: Millis| match spans.iter().position(|&s| s == span) {
@@ -237,13 +235,6 @@ impl Engine {
         });
     }
 
-    fn index_selector(&mut self, selector: &Selector, feed: Feed) {
-        match selector.metric_name() {
-            Some(name) => self.by_metric.entry(name.to_string()).or_default().push((selector.clone(), feed)),
-            None => self.unpinned.push((selector.clone(), feed)),
-        }
-    }
-
     /// Registers (or finds) a sample source by a name stable across restarts, such as a target
     /// URL; persisted series last values are keyed by it.
     pub fn source(&mut self, name: &str) -> SourceId {
@@ -262,8 +253,7 @@ impl Engine {
         if let Some(&id) = self.series_by_source[source].get(key) {
             return id;
         }
-        let candidates = self.by_metric.get(name).into_iter().flatten().chain(&self.unpinned);
-        let feeds: Vec<Feed> = candidates.filter(|(sel, _)| sel.matches(name, labels)).map(|&(_, feed)| feed).collect();
+        let feeds = self.selectors.matching(name, labels);
         let last = if self.pending_last.is_empty() {
             None
         } else {
