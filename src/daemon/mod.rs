@@ -142,14 +142,21 @@ pub async fn run(
     mut reloads: mpsc::Receiver<()>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let store = Store::open(&config.data_dir)?;
     let mut engine = Engine::new(&specs, engine_options());
-    let report = engine.restore(store.load()?);
+    let started = Instant::now();
+    let store = Store::open(&config.data_dir)?;
+    let opened = started.elapsed();
+    let restored = store.load()?;
+    let loaded = started.elapsed();
+    let report = engine.restore(restored);
     info!(
         windows = report.n_windows,
         transitions = report.n_transitions,
         series = report.n_series,
         discarded = ?report.discarded,
+        open_ms = opened.as_millis() as u64,
+        load_ms = (loaded - opened).as_millis() as u64,
+        restore_ms = (started.elapsed() - loaded).as_millis() as u64,
         "state restored from {}",
         config.data_dir.display()
     );
