@@ -2,12 +2,12 @@
 """A generated fleet for the daemon benchmarks (gate_load.sh, restart.sh).
 
     fleet.py specs DIR --services N --slos K --target URL   # N spec files, K SLOs each
-    fleet.py serve PORT --services N --slos K               # their scrape target, on loopback
+    fleet.py serve PORT --services N --slos K [--noise M]   # their scrape target, on loopback
 
-The target serves `gen_requests_total{svc,slo,code}` for every SLO (with --metric-per-service,
-`gen_<n>_requests_total` per service instead: the engine matches a new series only against
-selectors naming its metric, so one shared name makes the first scrape after a start cost
-series x SLOs selector matches), with counters that are a
+`--noise M` adds M series no SLO selects (other services' requests on the same metric name), as
+on a shared target where the SLOs use a small part of what is exposed.
+
+The target serves `gen_requests_total{svc,slo,code}` for every SLO, with counters that are a
 function of time since start (10 req/s per SLO, as floats, so every ratio is exact). Every 50th SLO fails 5% of its requests, so
 its page fires and its service freezes (events, transitions); the rest fail 0.05%, half a
 99.9% budget. Standard library only.
@@ -29,8 +29,7 @@ def names(services, slos):
         yield svc, [f"s{k:02d}" for k in range(slos)]
 
 
-def metric(args, i):
-    return f"gen_{i:05d}_requests_total" if args.metric_per_service else "gen_requests_total"
+METRIC = "gen_requests_total"
 
 
 def error_share(svc_index, slo_index, slos):
@@ -47,8 +46,8 @@ def write_specs(args):
                 "    objective: 99.9",
                 "    window: 30d",
                 "    sli:",
-                f"      errors: '{metric(args, i)}{{svc=\"{svc}\",slo=\"{name}\",code=\"500\"}}'",
-                f"      total: '{metric(args, i)}{{svc=\"{svc}\",slo=\"{name}\"}}'",
+                f"      errors: '{METRIC}{{svc=\"{svc}\",slo=\"{name}\",code=\"500\"}}'",
+                f"      total: '{METRIC}{{svc=\"{svc}\",slo=\"{name}\"}}'",
             ]
         lines += [
             "source:",
@@ -71,18 +70,17 @@ def serve(args):
                 self.send_error(404)
                 return
             elapsed = time.monotonic() - started
-            out = []
+            out = [f"# TYPE {METRIC} counter"]
             for i, (svc, slo_names) in enumerate(fleet):
-                m = metric(args, i)
-                if i == 0 or args.metric_per_service:
-                    out.append(f"# TYPE {m} counter")
                 for k, name in enumerate(slo_names):
                     # Float counters (valid in the text format) keep every ratio exact.
                     total = BASE + RATE * elapsed
                     errors = total * error_share(i, k, args.slos)
                     ok = total - errors
-                    out.append(f'{m}{{svc="{svc}",slo="{name}",code="200"}} {ok}')
-                    out.append(f'{m}{{svc="{svc}",slo="{name}",code="500"}} {errors}')
+                    out.append(f'{METRIC}{{svc="{svc}",slo="{name}",code="200"}} {ok}')
+                    out.append(f'{METRIC}{{svc="{svc}",slo="{name}",code="500"}} {errors}')
+            noise = BASE + RATE * elapsed
+            out.extend(f'{METRIC}{{svc="noise-{j}",slo="s00",code="200"}} {noise}' for j in range(args.noise))
             body = ("\n".join(out) + "\n").encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -106,10 +104,10 @@ def main():
     s.add_argument("--interval", default="5s")
     t = sub.add_parser("serve")
     t.add_argument("port", type=int)
+    t.add_argument("--noise", type=int, default=0)
     for q in (s, t):
         q.add_argument("--services", type=int, required=True)
         q.add_argument("--slos", type=int, required=True)
-        q.add_argument("--metric-per-service", action="store_true")
     args = p.parse_args()
     write_specs(args) if args.cmd == "specs" else serve(args)
 

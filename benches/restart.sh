@@ -3,12 +3,15 @@
 # generated target for RUN_FOR seconds (so every SLO has window pages, series values, and some
 # alerts and freezes), then SIGTERM, then a restart on the same data_dir timed until /readyz
 # answers 200. Also reports the cold start, the SIGTERM drain and the store size. Loopback only;
-# bounded (about RUN_FOR + 60 s; with SHARED_METRIC up to RUN_FOR + 20 min).
+# bounded (about RUN_FOR + 60 s).
+#
+# With FULL_WINDOW=1 it then also times a start on a full 30-day window of state for the same
+# fleet, seeded through the real engine and store by `benches/restore.rs` (about 3 more
+# minutes and 2 GiB of disk): a store that has run for a month, not for RUN_FOR seconds.
 #
 #   benches/restart.sh
 #   SERVICES=100 RUN_FOR=20 benches/restart.sh
-#   SHARED_METRIC=1 benches/restart.sh   # all SLOs on one metric name (see fleet.py): the first
-#                                        # scrape after each start then takes minutes to ingest
+#   FULL_WINDOW=1 benches/restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -17,11 +20,11 @@ SERVICES=${SERVICES:-1000}
 SLOS=${SLOS:-10}
 RUN_FOR=${RUN_FOR:-60}
 fleet_args=(--services "$SERVICES" --slos "$SLOS")
-[ -n "${SHARED_METRIC:-}" ] || fleet_args+=(--metric-per-service)
 
 work=$(mktemp -d)
 trap cleanup EXIT
 bin=$(sloguard_bin "$work")
+[ -z "${FULL_WINDOW:-}" ] || seeder=$(bench_bin restore "$work")
 
 # first_scrape API T0: waits until an evaluation has seen the first scrape (the core has ingested
 # it), and prints how long after T0 that was. Series are matched to SLOs when first seen, so the
@@ -81,3 +84,20 @@ first_scrape "$api" "$t0"
 frozen_after=$(curl -fsS "$api/v1/gate/gen-00000" | grep -o '"frozen_since":[^,]*')
 echo "gen-00000 before: $frozen_before; after: $frozen_after"
 [ "$frozen_before" = "$frozen_after" ] || { echo "error: freeze not restored" >&2; exit 1; }
+
+[ -n "${FULL_WINDOW:-}" ] || exit 0
+kill -TERM "$daemon"
+wait_exit "$daemon" 60
+echo "seeding 30 days of state for the same fleet..."
+"$seeder" --bench --services "$SERVICES" --slos "$SLOS" --days 30 --keep "$work/full" \
+    --target "http://127.0.0.1:$gen_port/metrics" | sed 's/^/  /'
+sed -e 's#^data_dir: .*#data_dir: full/data#' -e 's#^specs: .*#specs: full/specs#' \
+    "$work/sloguard.yaml" > "$work/full.yaml"
+t0=$(now_ms)
+"$bin" run --config "$work/full.yaml" > "$work/run3.log" 2>&1 &
+daemon=$!
+started_pids+=($daemon)
+wait_http "$api/readyz" 120
+echo "start with 30 days of state: ready in $(( $(now_ms) - t0 )) ms"
+grep -h 'state restored' "$work/run3.log" | sed 's/^.*INFO //'
+first_scrape "$api" "$t0"

@@ -11,7 +11,8 @@
 //! flush_interval: 10s
 //! event_retention: 90d
 //! shutdown_grace: 10s
-//! public_url: https://sloguard.internal.example   # default http://<listen>
+//! public_url: https://sloguard.internal.example   # default http://<listen>, or http://<hostname>:<port>
+//!                                                 # when listening on 0.0.0.0 or [::]
 //! api: { token_env: SLOGUARD_API_TOKEN }          # or token_file
 //! notifiers:                       # the transports that routes (`slack:#x`, ...) go through
 //!   slack: { token_env: SLACK_BOT_TOKEN }
@@ -42,6 +43,7 @@ use raw::{RawApi, RawConfig, RawPaths};
 
 mod notify;
 mod raw;
+
 #[cfg(test)]
 mod tests;
 
@@ -293,8 +295,7 @@ fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<(Da
         flush_interval: flush_interval?,
         event_retention: event_retention?,
         shutdown_grace: shutdown_grace?,
-        // Links in notifications must lead somewhere; the listen address does for a local setup.
-        public_url: public_url?.unwrap_or_else(|| format!("http://{listen}")),
+        public_url: public_url?.unwrap_or_else(|| default_public_url(listen)),
         api: api?,
         notifiers: notifiers?,
         delivery: delivery?,
@@ -342,4 +343,19 @@ fn spec_paths(check: &mut Checker<'_>, raw: &Spanned<RawPaths>) -> Option<Vec<Pa
             paths.into_iter().collect()
         }
     }
+}
+
+/// Links in notifications must lead somewhere an on-call engineer can open. The listen address
+/// does for a local setup; a wildcard one (`0.0.0.0`, `[::]`, usual for a sidecar) does not, so
+/// it is replaced by this host's name.
+fn default_public_url(listen: SocketAddr) -> String {
+    if !listen.ip().is_unspecified() {
+        return format!("http://{listen}");
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("http://{host}:{}", listen.port())
 }

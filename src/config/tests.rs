@@ -577,3 +577,17 @@ fn load_daemon_checks_spec_routes_and_report_services() {
     let (_, specs) = load_daemon_with_env(&config, &lookup(&env)).unwrap_or_else(|e| panic!("{:#?}", e.0));
     assert_eq!(specs[0].notify.page, [Route::PagerDuty]);
 }
+
+#[test]
+fn public_url_defaults_to_an_address_a_reader_can_open() {
+    let url_for = |listen: &str| {
+        let yaml = format!("listen: '{listen}'\ndata_dir: /var/lib/sloguard\nspecs: slo-specs\n");
+        parse(Path::new("c.yaml"), &yaml).unwrap_or_else(|e| panic!("{:#?}", e.0)).public_url
+    };
+    assert_eq!(url_for("127.0.0.1:9464"), "http://127.0.0.1:9464");
+    for wildcard in ["0.0.0.0:9464", "[::]:9464"] {
+        let url = url_for(wildcard);
+        assert!(url.starts_with("http://") && url.ends_with(":9464"), "{url}");
+        assert!(!url.contains("0.0.0.0") && !url.contains("[::]"), "{wildcard} gave {url}");
+    }
+}

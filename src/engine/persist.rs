@@ -130,8 +130,13 @@ impl Engine {
     /// matches the spec are dropped (that SLO starts empty), never silently reinterpreted.
     pub fn restore(&mut self, restored: Restored) -> RestoreReport {
         let mut report = RestoreReport::default();
+        // Looked up by name: a linear search per record is quadratic, a second at 10,000 SLOs.
+        let slos: HashMap<String, usize> = self.slos.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        let services: HashMap<String, usize> =
+            self.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
         for record in restored.windows {
-            let Some(slo) = self.slos.iter_mut().find(|s| s.id == record.slo) else { continue };
+            let Some(&i) = slos.get(&record.slo) else { continue };
+            let slo = &mut self.slos[i];
             let fits = record.fingerprint == slo.fingerprint;
             if fits && slo.counters.restore(&record.header, &record.pages).is_ok() {
                 report.n_windows += 1;
@@ -140,33 +145,19 @@ impl Engine {
             }
         }
         for transition in restored.transitions {
-            report.n_transitions += usize::from(self.apply_transition(transition));
+            let applied = match transition {
+                Transition::Slo { id, tiers } => slos.get(&id).map(|&i| apply_tiers(&mut self.slos[i], &tiers)),
+                Transition::Service { name, frozen_since } => {
+                    services.get(&name).map(|&i| self.services[i].frozen_since = frozen_since)
+                }
+            };
+            report.n_transitions += usize::from(applied.is_some());
         }
         report.n_series = restored.series.len();
         for record in restored.series {
             self.pending_last.insert((record.source, record.series), (record.at, record.value));
         }
         report
-    }
-
-    fn apply_transition(&mut self, transition: Transition) -> bool {
-        match transition {
-            Transition::Slo { id, tiers } => {
-                let Some(slo) = self.slos.iter_mut().find(|s| s.id == id) else { return false };
-                for record in tiers {
-                    if let Some(tier) = slo.tiers.iter_mut().find(|t| t.severity == record.severity) {
-                        tier.firing_since = record.firing_since;
-                        tier.fired_condition = record.fired_condition.min(tier.conditions.len() - 1);
-                    }
-                }
-                true
-            }
-            Transition::Service { name, frozen_since } => {
-                let Some(service) = self.services.iter_mut().find(|s| s.name == name) else { return false };
-                service.frozen_since = frozen_since;
-                true
-            }
-        }
     }
 
     /// A new engine for `specs` that keeps the state of every SLO whose counters still fit,
@@ -200,6 +191,15 @@ impl Engine {
         }
         next.pending_last.extend(self.pending_last.drain());
         next
+    }
+}
+
+fn apply_tiers(slo: &mut SloState, records: &[TierRecord]) {
+    for record in records {
+        if let Some(tier) = slo.tiers.iter_mut().find(|t| t.severity == record.severity) {
+            tier.firing_since = record.firing_since;
+            tier.fired_condition = record.fired_condition.min(tier.conditions.len() - 1);
+        }
     }
 }
 
