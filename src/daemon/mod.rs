@@ -34,7 +34,7 @@ use crate::policy::Decision;
 use crate::prometheus::SeriesPoints;
 use crate::spec::{ServiceSpec, SpecErrors};
 use crate::status::{Snapshot, SourceHealth};
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 pub use governance::{Command, CoreGone, Governance, TokenCheck};
 use sources::{Fetched, Payload, PlanKind, SourcePlan};
 
@@ -146,7 +146,9 @@ pub async fn run(
     let started = Instant::now();
     let store = Store::open(&config.data_dir)?;
     let opened = started.elapsed();
-    let restored = store.load()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let splits = store::split_points(engine.slo_views().map(|v| v.id().to_string()), cores);
+    let restored = store.load_split(&splits)?;
     let loaded = started.elapsed();
     let report = engine.restore(restored);
     info!(
