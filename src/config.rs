@@ -17,7 +17,7 @@
 //! notifiers:                       # the transports that routes (`slack:#x`, ...) go through
 //!   slack: { token_env: SLACK_BOT_TOKEN }
 //!   email: { url: "smtp://mail.example.com:587", from: sloguard@example.com }
-//!   webhooks: { deploybot: { url: https://deploybot.example/hooks/sloguard } }
+//!   webhooks: { deploybot: { url: https://deploybot.example/hooks/sloguard } }   # or url_env / url_file
 //!   alertmanager: { url: http://alertmanager:9093 }
 //!   pagerduty: { routing_key_env: PD_ROUTING_KEY }
 //! delivery: { repeat_interval: 4h, fallback_after: 15m, fallback: ["email:sre@example.com"] }
@@ -154,7 +154,8 @@ pub enum EmailTls {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookNotifier {
-    pub url: String,
+    /// A secret: incoming-webhook URLs often carry their token in the path.
+    pub url: Secret,
     /// When set, each body is signed: `X-Sloguard-Signature: sha256=<hex HMAC of the body>`.
     pub hmac_secret: Option<Secret>,
 }

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::spec::check::{Checker, join};
 use crate::spec::secret::SecretUse;
-use crate::spec::{Route, RouteError, is_webhook_name};
+use crate::spec::{Route, RouteError, Secret, is_webhook_name};
 
 /// Where credentials go instead of into a URL, for the "must not contain credentials" error.
 pub(super) const SECRETS_HINT: &str = "give secrets in the `*_env` / `*_file` keys";
@@ -194,14 +194,50 @@ fn webhook(
     } else {
         check.error(&name.referenced, &path, RouteError::WebhookName(name.value.clone()).to_string())
     };
-    let RawWebhook { url, hmac_secret_env, hmac_secret_file } = &raw.value;
-    let field = join(&path, "url");
-    let url = check.require(url, &raw.referenced, &field).and_then(|url| {
-        check.http_url(url, &field, SECRETS_HINT)?;
-        Some(url.value.clone())
-    });
+    let RawWebhook { url, url_env, url_file, hmac_secret_env, hmac_secret_file } = &raw.value;
+    let url = webhook_url(check, raw, url, url_env, url_file, &path);
     let hmac_secret = check.optional_secret(hmac_secret_env, hmac_secret_file, &path, "hmac_secret", SecretUse::Opaque);
     Some((valid_name?, WebhookNotifier { url: url?, hmac_secret: hmac_secret? }))
+}
+
+/// `url` in the file, or `url_env`/`url_file` when the URL itself is a credential. A secret URL
+/// is checked as strictly as a plain one, but no message ever shows it.
+fn webhook_url(
+    check: &mut Checker<'_>,
+    raw: &Spanned<RawWebhook>,
+    url: &Option<Spanned<String>>,
+    url_env: &Option<Spanned<String>>,
+    url_file: &Option<Spanned<String>>,
+    path: &str,
+) -> Option<Secret> {
+    let secret_field = url_env.as_ref().or(url_file.as_ref());
+    match (url, secret_field) {
+        (Some(url), None) => {
+            let field = join(path, "url");
+            check.http_url(url, &field, SECRETS_HINT)?;
+            Some(Secret::new(url.value.clone()))
+        }
+        (Some(_), Some(given)) => {
+            check.error(&given.referenced, path, "give one of `url`, `url_env` or `url_file`, not several")
+        }
+        (None, None) => {
+            let message = "missing required field (or `url_env`/`url_file`, for a URL that holds a token)";
+            check.error(&raw.referenced, &join(path, "url"), message)
+        }
+        (None, Some(given)) => {
+            let secret = check.optional_secret(url_env, url_file, path, "url", SecretUse::Opaque)??;
+            let key = if url_env.is_some() { "url_env" } else { "url_file" };
+            match Url::parse(secret.expose()) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Some(secret),
+                Ok(_) => {
+                    check.error(&given.referenced, &join(path, key), "the secret is not an http:// or https:// URL")
+                }
+                Err(e) => {
+                    check.error(&given.referenced, &join(path, key), format!("the secret is not a valid URL: {e}"))
+                }
+            }
+        }
+    }
 }
 
 fn alertmanager(check: &mut Checker<'_>, raw: &Spanned<RawAlertmanager>, path: &str) -> Option<AlertmanagerNotifier> {

@@ -69,6 +69,9 @@ pub(super) struct RawEmail {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWebhook {
     pub url: Option<Spanned<String>>,
+    /// For URLs that carry a token (Slack-style incoming webhooks): the URL as a secret.
+    pub url_env: Option<Spanned<String>>,
+    pub url_file: Option<Spanned<String>>,
     pub hmac_secret_env: Option<Spanned<String>>,
     pub hmac_secret_file: Option<Spanned<String>>,
 }

@@ -311,7 +311,10 @@ fn example_full_config_loads_with_its_secrets() {
             }),
             webhooks: vec![(
                 "deploybot".into(),
-                WebhookNotifier { url: "https://deploybot.example/hooks/sloguard".into(), hmac_secret: secret("hmac") },
+                WebhookNotifier {
+                    url: Secret::new("https://deploybot.example/hooks/sloguard".into()),
+                    hmac_secret: secret("hmac"),
+                },
             )],
             alertmanager: Some(AlertmanagerNotifier { url: "http://alertmanager:9093".into() }),
             pagerduty: Some(PagerDutyNotifier {
@@ -348,7 +351,10 @@ fn notification_defaults_and_file_secrets() {
     assert_eq!(slack.map(|s| s.api_url).as_deref(), Some(DEFAULT_SLACK_API_URL));
     let email = email.expect("email");
     assert_eq!((email.port, email.tls, email.username, email.password), (465, EmailTls::Implicit, None, None));
-    assert_eq!(webhooks[0].1, WebhookNotifier { url: "http://10.0.0.1:8080/hook?x=1".into(), hmac_secret: None });
+    assert_eq!(
+        webhooks[0].1,
+        WebhookNotifier { url: Secret::new("http://10.0.0.1:8080/hook?x=1".into()), hmac_secret: None }
+    );
     assert_eq!(alertmanager, None);
     assert_eq!(
         pagerduty,
@@ -454,7 +460,8 @@ fn bad_webhooks_and_alertmanager() {
         [
             "6:5: notifiers.webhooks.Deploy: invalid webhook name `Deploy`: use lowercase letters, digits, `_` and `-`",
             "7:16: notifiers.webhooks.ok.url: must be an http:// or https:// URL; got scheme `ftp`",
-            "8:12: notifiers.webhooks.nourl.url: missing required field",
+            "8:12: notifiers.webhooks.nourl.url: missing required field (or `url_env`/`url_file`, for a URL that \
+             holds a token)",
             "9:24: notifiers.alertmanager.url: give the base URL without `/api/v2` (e.g. http://alertmanager:9093): \
              sloguard appends the API path itself",
         ]
@@ -590,4 +597,33 @@ fn public_url_defaults_to_an_address_a_reader_can_open() {
         assert!(url.starts_with("http://") && url.ends_with(":9464"), "{url}");
         assert!(!url.contains("0.0.0.0") && !url.contains("[::]"), "{wildcard} gave {url}");
     }
+}
+
+/// An incoming-webhook URL carries its token, so it may come from the environment or a file, is
+/// checked like any URL, and never shows in a message or in the config's debug output.
+#[test]
+fn a_webhook_url_can_be_a_secret() {
+    let token_url = "https://hooks.example/services/T0/B0/s3cr3t";
+    let env = [("HOOK_URL", token_url), ("BAD_HOOK_URL", "hooks.example/s3cr3t"), ("FTP_HOOK_URL", "ftp://x/s3cr3t")];
+    let yaml = format!("{VALID}notifiers:\n  webhooks: {{ chat: {{ url_env: HOOK_URL }} }}\n");
+    let config = parse_in_env(Path::new("c.yaml"), &yaml, &env).unwrap_or_else(|e| panic!("{:#?}", e.0));
+    assert_eq!(config.notifiers.webhooks[0].1.url.expose(), token_url);
+    assert!(!format!("{config:?}").contains("s3cr3t"), "the URL leaked into Debug output");
+
+    let errors = errors_in_env(
+        &format!(
+            "{VALID}notifiers:\n  webhooks:\n    bad: {{ url_env: BAD_HOOK_URL }}\n    ftp: {{ url_env: FTP_HOOK_URL }}\n    \
+             both: {{ url: 'https://x/h', url_env: HOOK_URL }}\n"
+        ),
+        &env,
+    );
+    assert_eq!(
+        errors,
+        [
+            "6:21: notifiers.webhooks.bad.url_env: the secret is not a valid URL: relative URL without a base",
+            "7:21: notifiers.webhooks.ftp.url_env: the secret is not an http:// or https:// URL",
+            "8:42: notifiers.webhooks.both: give one of `url`, `url_env` or `url_file`, not several",
+        ]
+    );
+    assert!(errors.iter().all(|e| !e.contains("s3cr3t")));
 }

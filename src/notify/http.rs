@@ -102,7 +102,7 @@ impl WebhookTransport {
         if let Some(secret) = &hook.hmac_secret {
             headers.push((SIGNATURE_HEADER, signature(secret, &body)));
         }
-        post(&self.client, &hook.url, body, headers).await.map(|()| Receipt::default())
+        post(&self.client, hook.url.expose(), body, headers).await.map(|()| Receipt::default())
     }
 }
 
