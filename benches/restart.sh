@@ -54,13 +54,21 @@ YAML
 wait_http "http://127.0.0.1:$gen_port/metrics" 30
 
 api="http://127.0.0.1:$api_port"
-t0=$(now_ms)
-"$bin" run --config "$work/sloguard.yaml" > "$work/run1.log" 2>&1 &
-daemon=$!
-started_pids+=($daemon)
-wait_http "$api/readyz" 120
-echo "cold start (no state): ready in $(( $(now_ms) - t0 )) ms"
-first_scrape "$api" "$t0"
+
+# start_timed CONFIG LOG WHAT: starts the daemon (pid in $daemon, start in $t0), prints how long
+# until /readyz answered, the store's restore line if any, and when the first scrape was in.
+start_timed() {
+    t0=$(now_ms)
+    "$bin" run --config "$1" > "$2" 2>&1 &
+    daemon=$!
+    started_pids+=($daemon)
+    wait_http "$api/readyz" 120
+    echo "$3: ready in $(( $(now_ms) - t0 )) ms"
+    grep -h 'state restored' "$2" | grep -v 'windows=0 ' | sed 's/^.*INFO /  /' || true
+    first_scrape "$api" "$t0"
+}
+
+start_timed "$work/sloguard.yaml" "$work/run1.log" "cold start (no state)"
 echo "running ${RUN_FOR}s..."
 sleep "$RUN_FOR"
 curl -fsS "$api/metrics" | grep -E '^sloguard_evaluation_duration_seconds |^sloguard_evaluations_total '
@@ -73,14 +81,7 @@ kill -TERM "$daemon"
 wait_exit "$daemon" 60
 echo "SIGTERM to exit: $(( $(now_ms) - t0 )) ms; store: $(du -sh "$work/data" | cut -f1)"
 
-t0=$(now_ms)
-"$bin" run --config "$work/sloguard.yaml" > "$work/run2.log" 2>&1 &
-daemon=$!
-started_pids+=($daemon)
-wait_http "$api/readyz" 120
-echo "restart with state: ready in $(( $(now_ms) - t0 )) ms"
-grep -h 'state restored' "$work/run2.log" | sed 's/^.*INFO //'
-first_scrape "$api" "$t0"
+start_timed "$work/sloguard.yaml" "$work/run2.log" "restart with state"
 frozen_after=$(curl -fsS "$api/v1/gate/gen-00000" | grep -o '"frozen_since":[^,]*')
 echo "gen-00000 before: $frozen_before; after: $frozen_after"
 [ "$frozen_before" = "$frozen_after" ] || { echo "error: freeze not restored" >&2; exit 1; }
@@ -93,11 +94,4 @@ echo "seeding 30 days of state for the same fleet..."
     --target "http://127.0.0.1:$gen_port/metrics" | sed 's/^/  /'
 sed -e 's#^data_dir: .*#data_dir: full/data#' -e 's#^specs: .*#specs: full/specs#' \
     "$work/sloguard.yaml" > "$work/full.yaml"
-t0=$(now_ms)
-"$bin" run --config "$work/full.yaml" > "$work/run3.log" 2>&1 &
-daemon=$!
-started_pids+=($daemon)
-wait_http "$api/readyz" 120
-echo "start with 30 days of state: ready in $(( $(now_ms) - t0 )) ms"
-grep -h 'state restored' "$work/run3.log" | sed 's/^.*INFO //'
-first_scrape "$api" "$t0"
+start_timed "$work/full.yaml" "$work/run3.log" "start with 30 days of state"
