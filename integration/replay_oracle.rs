@@ -28,8 +28,8 @@ use time::format_description::well_known::Rfc3339;
 /// job, canary exclusion with `!=`, `!~` and `=""`, series-major order, HELP/TYPE per block,
 /// 1-3 SLOs, 2-4 days, short budget windows, tier overrides, every incident kind. Each has 5-23
 /// events. 16 of them fail an oracle with unanchored regexes and 5 one that drops the value
-/// after a counter reset. 110 and 389 move events by 120 s through sloguard's 5-minute buckets
-/// for 1d-3d windows.
+/// after a counter reset. 110 and 389 moved events by 120 s while 1d-3d windows interpolated
+/// within 5-minute buckets; with minute detail they match to the second.
 const SEEDS: &[u64] =
     &[6, 10, 12, 14, 18, 27, 36, 39, 46, 48, 49, 85, 108, 110, 113, 146, 171, 197, 216, 223, 232, 338, 352, 384, 389];
 

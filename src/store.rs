@@ -26,7 +26,9 @@ mod outbox;
 pub use outbox::{OutboxScan, SentRecord};
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: window pages may carry minute detail (a superset of 1, so a 1 store is read as is and
+/// re-marked; the bump keeps older builds from misreading the new pages).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &[u8] = b"meta/schema";
 const WINDOW_PREFIX: &str = "v1/slo/";
@@ -83,6 +85,10 @@ impl Store {
                 })?;
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::Newer { path: path.to_path_buf(), found });
+                }
+                if found < SCHEMA_VERSION {
+                    db.insert(SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())?;
+                    db.flush()?;
                 }
             }
             None if db.is_empty() => {
@@ -148,6 +154,7 @@ impl Store {
                     fingerprint: record.fingerprint,
                     header: record.header,
                     pages: Vec::new(),
+                    replaces_all: false,
                 });
             } else if let Some((slo, page)) = rest.rsplit_once("/page/") {
                 let page = decode_page(&key_text, page, &value)?;
@@ -202,9 +209,14 @@ impl Store {
                 format!("{WINDOW_PREFIX}{}/hdr", window.slo).as_bytes(),
                 serde_json::to_vec(&header).expect("headers serialize"),
             );
+            if window.replaces_all {
+                for item in self.db.scan_prefix(format!("{WINDOW_PREFIX}{}/page/", window.slo)) {
+                    batch.remove(item?.0);
+                }
+            }
             for page in &window.pages {
                 let key = format!("{WINDOW_PREFIX}{}/page/{:02}/{:02}", window.slo, page.level, page.index);
-                batch.insert(key.as_bytes(), encode_slots(&page.slots));
+                batch.insert(key.as_bytes(), encode_page(page));
             }
         }
         for record in series {
@@ -274,21 +286,38 @@ fn decode_json<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Resul
     serde_json::from_slice(value).map_err(|e| corrupt(key, e))
 }
 
-/// Ring slots as little-endian f64 pairs: 16 bytes a slot, no framing, exact round trip.
-fn encode_slots(slots: &[[f64; 2]]) -> Vec<u8> {
-    slots.iter().flat_map(|[a, b]| a.to_le_bytes().into_iter().chain(b.to_le_bytes())).collect()
+/// Trails a page that carries minute detail. Plain pages are whole 16-byte slots, so an odd
+/// length can only be a detail page.
+const DETAIL_PAGE_TAG: u8 = 1;
+
+/// Ring slots as little-endian f64 pairs (16 bytes a slot, exact round trip), then, on the
+/// detail level, 8 bytes of detail a slot and [`DETAIL_PAGE_TAG`].
+fn encode_page(page: &Page) -> Vec<u8> {
+    let mut out: Vec<u8> =
+        page.slots.iter().flat_map(|[a, b]| a.to_le_bytes().into_iter().chain(b.to_le_bytes())).collect();
+    if !page.detail.is_empty() {
+        out.extend(page.detail.iter().flatten().flatten());
+        out.push(DETAIL_PAGE_TAG);
+    }
+    out
 }
 
 fn decode_page(key: &str, name: &str, value: &[u8]) -> Result<Page, StoreError> {
     let (level, index) = name.split_once('/').ok_or_else(|| corrupt(key, "page key"))?;
     let level = level.parse().map_err(|e| corrupt(key, e))?;
     let index = index.parse().map_err(|e| corrupt(key, e))?;
-    if !value.len().is_multiple_of(16) {
-        return Err(corrupt(key, format!("{} bytes is not whole slots", value.len())));
-    }
+    let (slot_bytes, detail_bytes) = match value.split_last() {
+        Some((&DETAIL_PAGE_TAG, body)) if body.len() % 24 == 0 => body.split_at(body.len() / 24 * 16),
+        _ if value.len().is_multiple_of(16) => (value, &[][..]),
+        _ => return Err(corrupt(key, format!("{} bytes is not whole slots", value.len()))),
+    };
     let f = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
-    let slots = value.chunks_exact(16).map(|c| [f(&c[..8]), f(&c[8..])]).collect();
-    Ok(Page { level, index, slots })
+    let slots = slot_bytes.chunks_exact(16).map(|c| [f(&c[..8]), f(&c[8..])]).collect();
+    let detail = detail_bytes
+        .chunks_exact(8)
+        .map(|c| [c[..4].try_into().expect("4 bytes"), c[4..].try_into().expect("4 bytes")])
+        .collect();
+    Ok(Page { level, index, slots, detail })
 }
 
 /// Reopens a store the same process just dropped. sled releases its file lock from a background

@@ -107,6 +107,8 @@ struct SloState {
     id: String,
     /// Hash of what the counters count (SLI selectors and window plan), see `persist`.
     fingerprint: u64,
+    /// Hash of the SLI alone, which `fingerprint` extends: equal SLIs keep counters across plans.
+    sli_hash: u64,
     service: usize,
     objective: f64,
     /// `1 - objective`, exact for decimal objectives (see `SloSpec::budget_fraction`).
@@ -209,10 +211,12 @@ impl Engine {
                 .unwrap_or(0);
             let (counters, windows) = Counters::plan(&spans);
             let plan = format!("{:?}", counters.plan_signature());
-            let fingerprint = persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str(), &plan]);
+            let sli_hash = persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str()]);
+            let fingerprint = persist::fnv1a_extend(sli_hash, &[&plan]);
             self.slos.push(SloState {
                 id: format!("{}/{}", spec.service, slo.name),
                 fingerprint,
+                sli_hash,
                 service,
                 objective: slo.objective,
                 budget: slo.budget_fraction(),

@@ -35,10 +35,12 @@ pub struct TierRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowRecord {
     pub slo: String,
-    /// Identifies what the counters count; a changed SLI or window plan discards old counters.
+    /// Identifies what the counters count and their level plan (see [`Engine::restore`]).
     pub fingerprint: u64,
     pub header: CountersHeader,
     pub pages: Vec<Page>,
+    /// `pages` holds every page and replaces whatever was stored (the plan changed).
+    pub replaces_all: bool,
 }
 
 /// The last value of one series that feeds an SLO, so the first sample after a restart is a
@@ -95,11 +97,15 @@ impl Engine {
     pub fn export_windows(&mut self) -> Vec<WindowRecord> {
         self.slos
             .iter_mut()
-            .map(|slo| WindowRecord {
-                slo: slo.id.clone(),
-                fingerprint: slo.fingerprint,
-                header: slo.counters.header(),
-                pages: slo.counters.take_dirty_pages(),
+            .map(|slo| {
+                let (pages, replaces_all) = slo.counters.take_dirty_pages();
+                WindowRecord {
+                    slo: slo.id.clone(),
+                    fingerprint: slo.fingerprint,
+                    header: slo.counters.header(),
+                    pages,
+                    replaces_all,
+                }
             })
             .collect()
     }
@@ -126,8 +132,9 @@ impl Engine {
         out
     }
 
-    /// Loads persisted state into a freshly built engine. Counters whose fingerprint no longer
-    /// matches the spec are dropped (that SLO starts empty), never silently reinterpreted.
+    /// Loads persisted state into a freshly built engine. Counters of another SLI are dropped
+    /// (that SLO starts empty), never silently reinterpreted; counters of the same SLI saved
+    /// under another level plan (its windows, or sloguard's ladder, changed) are resampled.
     pub fn restore(&mut self, restored: Restored) -> RestoreReport {
         let mut report = RestoreReport::default();
         // Looked up by name: a linear search per record is quadratic, a second at 10,000 SLOs.
@@ -137,7 +144,8 @@ impl Engine {
         for record in restored.windows {
             let Some(&i) = slos.get(&record.slo) else { continue };
             let slo = &mut self.slos[i];
-            let fits = record.fingerprint == slo.fingerprint;
+            let saved_plan = format!("{:?}", record.header.plan_signature());
+            let fits = record.fingerprint == fnv1a_extend(slo.sli_hash, &[&saved_plan]);
             if fits && slo.counters.restore(&record.header, &record.pages).is_ok() {
                 report.n_windows += 1;
             } else {
@@ -169,6 +177,8 @@ impl Engine {
             let Some(old) = old_slos.remove(&slo.id) else { continue };
             if old.fingerprint == slo.fingerprint {
                 slo.counters = old.counters;
+            } else if old.sli_hash == slo.sli_hash {
+                slo.counters.resample(&old.counters);
             }
             for tier in &mut slo.tiers {
                 if let Some(old_tier) = old.tiers.iter().find(|t| t.severity == tier.severity) {
@@ -221,7 +231,11 @@ fn slo_transition(slo: &SloState) -> Transition {
 /// FNV-1a: a stable hash (unlike `DefaultHasher`, which may change between Rust releases), so
 /// fingerprints written by one build are read correctly by the next.
 pub(super) fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_extend(0xcbf2_9ce4_8422_2325, parts)
+}
+
+/// Continues an [`fnv1a`] hash: `fnv1a_extend(fnv1a(a), b) == fnv1a(a ++ b)`.
+pub(super) fn fnv1a_extend(mut hash: u64, parts: &[&str]) -> u64 {
     for part in parts {
         for &byte in part.as_bytes().iter().chain(&[0xff]) {
             hash ^= u64::from(byte);

@@ -325,6 +325,45 @@ fn restored_engine_matches_and_does_not_fire_again() {
     assert_eq!(views(&restored), views(&original));
 }
 
+/// Restores `original`'s exported state into a fresh engine for `spec`.
+fn restored_into(
+    original: &mut crate::engine::Engine,
+    spec: &str,
+) -> (crate::engine::Engine, crate::engine::RestoreReport) {
+    let state = crate::engine::Restored {
+        windows: original.export_windows(),
+        transitions: Vec::new(),
+        series: original.export_series(),
+    };
+    let spec = parse_spec(Path::new("test.yaml"), spec).expect("spec");
+    let mut restored = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
+    let report = restored.restore(state);
+    (restored, report)
+}
+
+#[test]
+fn changed_alert_windows_keep_the_budget_history() {
+    let (mut original, _) = engine_after(AVAILABILITY, OUTAGE);
+    let retuned = format!("{AVAILABILITY}    alerting:\n      page:\n        - {{ long: 12h, short: 1h, burn: 6 }}\n");
+    let (mut restored, report) = restored_into(&mut original, &retuned);
+    assert_eq!((report.n_windows, report.discarded.len()), (1, 0), "same SLI, new windows: resampled");
+    let now = T0 + 620 * MINUTE;
+    let budget = |e: &mut crate::engine::Engine| {
+        e.evaluate(now);
+        e.slo_views().next().expect("one SLO").budget_remaining()
+    };
+    assert_eq!(budget(&mut restored), budget(&mut original));
+    let exported = restored.export_windows();
+    assert!(exported[0].replaces_all, "the next flush replaces the pages of the old plan");
+}
+
+#[test]
+fn a_changed_sli_starts_empty() {
+    let (mut original, _) = engine_after(AVAILABILITY, OUTAGE);
+    let (_, report) = restored_into(&mut original, &AVAILABILITY.replace("5..", "50."));
+    assert_eq!((report.n_windows, report.discarded), (0, vec!["svc/availability".to_string()]));
+}
+
 #[test]
 fn restored_series_values_continue_counting_across_a_restart() {
     // Ten clean-ish minutes (6 errors per 6006), then a restart, then one minute with 600 errors

@@ -2,17 +2,19 @@
 //!
 //! Each SLO keeps two cumulative counters (selected events, total events) since the engine first
 //! saw it. Instead of raw samples we record the cumulative value at every bucket boundary on a few
-//! *levels* of different width (1m, 5m, 1h, 1d). The increase over `(t - W, t]` is then
-//! `cum(t) - cum(t - W)`, where `cum(t - W)` is read from the finest level that spans `W`:
-//! exactly when `t - W` falls on a boundary of that level, otherwise interpolated linearly
-//! between the two boundaries around it.
+//! *levels* of different width (1m, 5m, 2h, 1d). The increase over `(t - W, t]` is then
+//! `cum(t) - cum(t - W)`, where `cum(t - W)` is read from the finest level that spans `W`.
 //!
 //! Why this shape: a ring of per-minute buckets for a 30-day window costs 43,200 slots per SLO
 //! and summing it per evaluation costs microseconds. Boundaries of cumulative values make every
 //! window a two-point lookup, and the ladder keeps the ring small: with the default tiers the
-//! levels are 1m×6h, 5m×3d and 1h×30d, under 2,000 slots (~31 KiB). Windows up to 6h are exact to
-//! the minute; 1d and 3d to within a 5-minute bucket (interpolated); the budget window to within
-//! an hour (interpolated). Revisit if sub-minute scrape resolution must be exact in short windows.
+//! levels are 1m×6h, 5m×3d and 2h×30d, 32,368 bytes. The 5m level also keeps *minute detail*:
+//! where each interior minute boundary lay within its bucket's increase, one byte per counter,
+//! exact while a bucket's increase is a whole number up to 255 and otherwise to 1/255 of it. So
+//! every alert window (5m to 3d) reads to the minute, within one 60 s sample interval, as the
+//! Workbook tiers need; only the budget window interpolates, within a 2h bucket of 30 days.
+//! Between minute boundaries values are interpolated linearly. Revisit if sub-minute scrape
+//! resolution must be exact in short windows.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,11 +22,26 @@ use crate::clock::{DAY, HOUR, MINUTE, Millis};
 
 /// Candidate bucket widths, finest first. A window uses the finest width that covers it in at
 /// most [`MAX_SLOTS_PER_WINDOW`] boundaries.
-const LADDER: [Millis; 4] = [MINUTE, 5 * MINUTE, HOUR, DAY];
+const LADDER: [Millis; 4] = [MINUTE, 5 * MINUTE, 2 * HOUR, DAY];
 
-/// Boundaries a single window may span on its level. 864 lets 3d use 5m buckets and 30d use 1h
+/// Boundaries a single window may span on its level. 864 lets 3d use 5m buckets and 30d use 2h
 /// buckets, which together keep an SLO with the Workbook tiers under 32 KiB.
 const MAX_SLOTS_PER_WINDOW: i64 = 864;
+
+/// The level that keeps minute detail: it answers 1d and 3d, the Workbook's ticket windows,
+/// which must read to the minute like the short ones. Finer levels need none, coarser ones
+/// would pay a byte per minute and only hold the budget window.
+const DETAIL_WIDTH: Millis = 5 * MINUTE;
+
+/// Minute boundaries strictly inside a detail bucket.
+pub const INTERIOR: usize = 4;
+
+/// Detail step: one sample interval at the 60 s scrapes the windows are sized for.
+const DETAIL_STEP: Millis = MINUTE;
+
+/// One bucket's minute detail: per counter, where each interior minute boundary lay between
+/// the bucket's two boundaries (see [`quantise`]).
+pub type Detail = [[u8; INTERIOR]; 2];
 
 /// Slots per persisted page: a flush writes only pages whose slots changed (about 1 KiB per SLO
 /// per minute with the default ladder) instead of whole rings.
@@ -46,6 +63,12 @@ pub struct Increase {
 struct Level {
     width: Millis,
     slots: Box<[[f64; 2]]>,
+    /// Minute detail of the bucket starting at each slot's boundary; empty unless this is the
+    /// detail level.
+    detail: Box<[Detail]>,
+    /// Exact interior minute values of the open bucket (the one after `filled_through`), which
+    /// become detail when it closes.
+    open: [[f64; 2]; INTERIOR],
     /// Highest boundary index whose slot holds its final value.
     filled_through: i64,
     /// Bit `p` set: page `p` changed since the last export. At most 866 slots = 14 pages.
@@ -53,15 +76,45 @@ struct Level {
 }
 
 impl Level {
-    fn new(width: Millis, span: Millis) -> Level {
-        // Two spare slots: one for the boundary at or before `t - W`, one for the partial bucket.
-        let n_slots = (span / width + 2) as usize;
+    fn new(width: Millis, n_slots: usize) -> Level {
         debug_assert!(n_slots.div_ceil(PAGE_SLOTS) <= 64, "dirty bitmap holds 64 pages");
-        Level { width, slots: vec![[0.0; 2]; n_slots].into_boxed_slice(), filled_through: i64::MIN, dirty: 0 }
+        let n_detail = if width == DETAIL_WIDTH { n_slots } else { 0 };
+        Level {
+            width,
+            slots: vec![[0.0; 2]; n_slots].into_boxed_slice(),
+            detail: vec![[[0; INTERIOR]; 2]; n_detail].into_boxed_slice(),
+            open: [[0.0; 2]; INTERIOR],
+            filled_through: i64::MIN,
+            dirty: 0,
+        }
+    }
+
+    /// A level for windows up to `span`, with two spare slots: one for the boundary at or before
+    /// `t - W`, one for the partial bucket.
+    fn for_span(width: Millis, span: Millis) -> Level {
+        Level::new(width, (span / width + 2) as usize)
+    }
+
+    fn has_detail(&self) -> bool {
+        !self.detail.is_empty()
+    }
+
+    /// Distance between the points this level can read exactly.
+    fn step(&self) -> Millis {
+        if self.has_detail() { DETAIL_STEP } else { self.width }
     }
 
     fn slot(&self, k: i64) -> usize {
         k.rem_euclid(self.slots.len() as i64) as usize
+    }
+
+    fn mark_dirty(&mut self, i: usize) {
+        self.dirty |= 1 << (i / PAGE_SLOTS);
+    }
+
+    /// Oldest boundary index the ring still holds.
+    fn oldest(&self) -> i64 {
+        self.filled_through - self.slots.len() as i64 + 1
     }
 }
 
@@ -81,6 +134,8 @@ pub struct Counters {
     origin: Option<Millis>,
     /// Latest instant seen; samples are attributed no earlier than this.
     now: Millis,
+    /// Restored from a different level plan: the next export must replace every stored page.
+    replanned: bool,
 }
 
 impl Counters {
@@ -94,7 +149,6 @@ impl Counters {
                 .find(|w| span / w <= MAX_SLOTS_PER_WINDOW)
                 .unwrap_or_else(|| span / MAX_SLOTS_PER_WINDOW + 1)
         };
-        let mut levels: Vec<Level> = Vec::new();
         let mut spans_by_width: Vec<(Millis, Millis)> = Vec::new();
         for &span in spans {
             let width = width_for(span);
@@ -104,9 +158,8 @@ impl Counters {
             }
         }
         spans_by_width.sort_unstable();
-        for &(width, longest) in &spans_by_width {
-            levels.push(Level::new(width, longest));
-        }
+        let levels: Vec<Level> =
+            spans_by_width.iter().map(|&(width, longest)| Level::for_span(width, longest)).collect();
         let refs = spans
             .iter()
             .map(|&span| {
@@ -115,12 +168,16 @@ impl Counters {
                 WindowRef { span, level }
             })
             .collect();
-        (Counters { levels, cum: [0.0; 2], origin: None, now: Millis::MIN }, refs)
+        (Counters::with_levels(levels), refs)
+    }
+
+    fn with_levels(levels: Vec<Level>) -> Counters {
+        Counters { levels, cum: [0.0; 2], origin: None, now: Millis::MIN, replanned: false }
     }
 
     /// Bytes held by this SLO's rings, for the memory budget (see benches/engine.rs).
     pub fn heap_bytes(&self) -> usize {
-        self.levels.iter().map(|l| l.slots.len() * std::mem::size_of::<[f64; 2]>()).sum()
+        self.levels.iter().map(|l| l.slots.len() * size_of::<[f64; 2]>() + l.detail.len() * size_of::<Detail>()).sum()
     }
 
     /// Moves time forward to `t`, recording every boundary strictly before `t`. Samples at `t`
@@ -137,14 +194,26 @@ impl Counters {
         if t <= self.now {
             return;
         }
+        let (now, cum) = (self.now, self.cum);
         for level in &mut self.levels {
             let last = ceil_div(t, level.width) - 1;
-            let n_slots = level.slots.len() as i64;
-            let first = (level.filled_through + 1).max(last - n_slots + 1);
+            let open_bucket = level.filled_through;
+            if level.has_detail() {
+                close_minutes(level, open_bucket, now, t, cum);
+            }
+            let first = (open_bucket + 1).max(last - level.slots.len() as i64 + 1);
             for k in first..=last {
                 let i = level.slot(k);
-                level.slots[i] = self.cum;
-                level.dirty |= 1 << (i / PAGE_SLOTS);
+                level.slots[i] = cum;
+                level.mark_dirty(i);
+            }
+            if level.has_detail() && last > open_bucket {
+                // Buckets wholly inside this advance saw no samples: flat detail.
+                for k in first..last {
+                    let i = level.slot(k);
+                    level.detail[i] = [[0; INTERIOR]; 2];
+                }
+                level.open = [cum; INTERIOR];
             }
             level.filled_through = last;
         }
@@ -175,23 +244,21 @@ impl Counters {
         Increase { selected: b[SELECTED] - a[SELECTED], total: b[TOTAL] - a[TOTAL] }
     }
 
+    /// The cumulative values at `t`: exact on the level's points, linear between them.
     fn cum_at(&self, level: usize, t: Millis) -> [f64; 2] {
         let origin = match self.origin {
             Some(o) if t >= o => o,
             _ => return [0.0; 2],
         };
         let level = &self.levels[level];
-        let k = t.div_euclid(level.width);
-        let (lo_t, lo) =
-            if k * level.width < origin { (origin, [0.0; 2]) } else { (k * level.width, self.boundary(level, k)) };
+        let step = level.step();
+        let j = t.div_euclid(step);
+        let (lo_t, lo) = if j * step < origin { (origin, [0.0; 2]) } else { (j * step, self.point(level, j)) };
         if lo_t == t {
             return lo;
         }
-        let (hi_t, hi) = if k < level.filled_through {
-            ((k + 1) * level.width, self.boundary(level, k + 1))
-        } else {
-            (self.now, self.cum)
-        };
+        let (hi_t, hi) =
+            if (j + 1) * step < self.now { ((j + 1) * step, self.point(level, j + 1)) } else { (self.now, self.cum) };
         if hi_t <= lo_t {
             return lo;
         }
@@ -199,9 +266,79 @@ impl Counters {
         [lo[0] + (hi[0] - lo[0]) * frac, lo[1] + (hi[1] - lo[1]) * frac]
     }
 
-    fn boundary(&self, level: &Level, k: i64) -> [f64; 2] {
-        if k > level.filled_through { self.cum } else { level.slots[level.slot(k)] }
+    /// The cumulative values at point `j` (in steps) of `level`.
+    fn point(&self, level: &Level, j: i64) -> [f64; 2] {
+        if j * level.step() >= self.now {
+            return self.cum;
+        }
+        if !level.has_detail() {
+            return level.slots[level.slot(j)];
+        }
+        let (k, minute) = (j.div_euclid(INTERIOR as i64 + 1), j.rem_euclid(INTERIOR as i64 + 1) as usize);
+        let lo = level.slots[level.slot(k)];
+        if minute == 0 {
+            return lo;
+        }
+        if k >= level.filled_through {
+            return level.open[minute - 1];
+        }
+        let (hi, detail) = (level.slots[level.slot(k + 1)], level.detail[level.slot(k)]);
+        [0, 1].map(|c| lo[c] + dequantise(detail[c][minute - 1], hi[c] - lo[c]))
     }
+
+    /// The cumulative values at `t` from the finest level still holding it, for moving state to
+    /// another plan. Before every ring, the oldest boundary kept: older history is gone.
+    fn cum_at_finest(&self, t: Millis) -> [f64; 2] {
+        let holding = self.levels.iter().position(|l| t.div_euclid(l.width) >= l.oldest());
+        match holding {
+            Some(level) => self.cum_at(level, t),
+            None => self.levels.last().map_or(self.cum, |l| self.cum_at(self.levels.len() - 1, l.oldest() * l.width)),
+        }
+    }
+}
+
+/// Records the interior minutes of the open bucket `k` that lie in `[from, to)`, and when the
+/// bucket closes before `to`, turns them into its detail (its end boundary takes `cum` too).
+fn close_minutes(level: &mut Level, k: i64, from: Millis, to: Millis, cum: [f64; 2]) {
+    for (m, value) in level.open.iter_mut().enumerate() {
+        let at = k * level.width + (m as i64 + 1) * DETAIL_STEP;
+        if (from..to).contains(&at) {
+            *value = cum;
+        }
+    }
+    if (k + 1) * level.width < to {
+        let i = level.slot(k);
+        level.detail[i] = quantise(&level.open, level.slots[i], cum);
+        level.mark_dirty(i);
+    }
+}
+
+/// Where each interior value lies between `lo` and `hi`: the exact offset while the bucket's
+/// increase is a whole number up to 255 (most buckets of most services), otherwise its share of
+/// the increase in 255ths, so the error is at most 1/510 of one bucket's increase.
+fn quantise(interior: &[[f64; 2]; INTERIOR], lo: [f64; 2], hi: [f64; 2]) -> Detail {
+    [0, 1].map(|c| {
+        let delta = hi[c] - lo[c];
+        interior.map(|v| {
+            let offset = v[c] - lo[c];
+            let q = if counts_exactly(delta) {
+                offset
+            } else if delta > 0.0 {
+                offset / delta * 255.0
+            } else {
+                0.0
+            };
+            q.round().clamp(0.0, 255.0) as u8
+        })
+    })
+}
+
+fn dequantise(q: u8, delta: f64) -> f64 {
+    if counts_exactly(delta) { f64::from(q) } else { delta * f64::from(q) / 255.0 }
+}
+
+fn counts_exactly(delta: f64) -> bool {
+    (0.0..=255.0).contains(&delta) && delta.fract() == 0.0
 }
 
 /// The persistable header of [`Counters`]; ring contents travel separately as [`Page`]s.
@@ -210,26 +347,35 @@ pub struct CountersHeader {
     pub cum: [f64; 2],
     pub origin: Option<Millis>,
     pub now: Millis,
-    /// `(width, slot count, filled_through)` per level; restoring requires the same plan.
+    /// `(width, slot count, filled_through)` per level.
     pub levels: Vec<(Millis, usize, i64)>,
+    /// The detail level's open bucket (absent in stores written before minute detail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<[[f64; 2]; INTERIOR]>,
 }
 
-/// A run of up to [`PAGE_SLOTS`] ring slots of one level.
+impl CountersHeader {
+    /// The level plan these counters were saved with, `(width, slots)` per level.
+    pub fn plan_signature(&self) -> Vec<(Millis, usize)> {
+        self.levels.iter().map(|&(w, n, _)| (w, n)).collect()
+    }
+}
+
+/// A run of up to [`PAGE_SLOTS`] ring slots of one level, with their minute detail when the
+/// level keeps it (empty for other levels, and in pages written before minute detail).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub level: usize,
     pub index: usize,
     pub slots: Vec<[f64; 2]>,
+    pub detail: Vec<Detail>,
 }
 
 /// Why persisted counters could not be restored.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RestoreError {
-    /// The persisted level plan differs from the one the current spec yields.
-    #[error("persisted windows were planned differently (levels {persisted:?}, now {current:?})")]
-    PlanChanged { persisted: Vec<(Millis, usize)>, current: Vec<(Millis, usize)> },
-    /// A page points outside its ring.
-    #[error("persisted page {index} of level {level} is out of range")]
+    /// A page points outside its ring, or its detail does not match its slots.
+    #[error("persisted page {index} of level {level} does not fit its ring")]
     PageOutOfRange { level: usize, index: usize },
 }
 
@@ -240,6 +386,7 @@ impl Counters {
             origin: self.origin,
             now: self.now,
             levels: self.levels.iter().map(|l| (l.width, l.slots.len(), l.filled_through)).collect(),
+            open: self.levels.iter().find(|l| l.has_detail()).map(|l| l.open),
         }
     }
 
@@ -248,8 +395,9 @@ impl Counters {
         self.levels.iter().map(|l| (l.width, l.slots.len())).collect()
     }
 
-    /// Pages changed since the last call (all pages on the first call after a restore).
-    pub fn take_dirty_pages(&mut self) -> Vec<Page> {
+    /// Pages changed since the last call (all pages on the first call after a restore), and
+    /// whether they replace every stored page (the plan changed on restore).
+    pub fn take_dirty_pages(&mut self) -> (Vec<Page>, bool) {
         let mut pages = Vec::new();
         for (level_index, level) in self.levels.iter_mut().enumerate() {
             let mut dirty = std::mem::take(&mut level.dirty);
@@ -258,29 +406,40 @@ impl Counters {
                 dirty &= dirty - 1;
                 let start = index * PAGE_SLOTS;
                 let end = (start + PAGE_SLOTS).min(level.slots.len());
-                pages.push(Page { level: level_index, index, slots: level.slots[start..end].to_vec() });
+                let detail = level.detail.get(start..end).map_or_else(Vec::new, <[Detail]>::to_vec);
+                pages.push(Page { level: level_index, index, slots: level.slots[start..end].to_vec(), detail });
             }
         }
-        pages
+        (pages, std::mem::take(&mut self.replanned))
     }
 
-    /// Replaces this (freshly planned) state with a persisted one.
+    /// Replaces this (freshly planned) state with a persisted one. Counters saved under another
+    /// plan (the SLO's windows or sloguard's ladder changed) are read at every point of this
+    /// plan, so history survives an upgrade at the precision it was kept with.
     pub fn restore(&mut self, header: &CountersHeader, pages: &[Page]) -> Result<(), RestoreError> {
-        let persisted: Vec<(Millis, usize)> = header.levels.iter().map(|&(w, n, _)| (w, n)).collect();
-        if persisted != self.plan_signature() {
-            return Err(RestoreError::PlanChanged { persisted, current: self.plan_signature() });
+        if header.plan_signature() == self.plan_signature() {
+            return self.restore_same_plan(header, pages);
         }
+        let mut saved = Counters::with_levels(header.levels.iter().map(|&(w, n, _)| Level::new(w, n)).collect());
+        saved.restore_same_plan(header, pages)?;
+        self.resample(&saved);
+        Ok(())
+    }
+
+    fn restore_same_plan(&mut self, header: &CountersHeader, pages: &[Page]) -> Result<(), RestoreError> {
+        let mut without_detail: Vec<(usize, usize)> = Vec::new();
         for page in pages {
-            let level = self
-                .levels
-                .get_mut(page.level)
-                .ok_or(RestoreError::PageOutOfRange { level: page.level, index: page.index })?;
+            let out_of_range = RestoreError::PageOutOfRange { level: page.level, index: page.index };
+            let level = self.levels.get_mut(page.level).ok_or(out_of_range.clone())?;
             let start = page.index * PAGE_SLOTS;
-            let target = level
-                .slots
-                .get_mut(start..start + page.slots.len())
-                .ok_or(RestoreError::PageOutOfRange { level: page.level, index: page.index })?;
-            target.copy_from_slice(&page.slots);
+            let range = start..start + page.slots.len();
+            level.slots.get_mut(range.clone()).ok_or(out_of_range.clone())?.copy_from_slice(&page.slots);
+            match (level.has_detail(), page.detail.len()) {
+                (false, 0) => {}
+                (true, 0) => without_detail.push((page.level, page.index)),
+                (true, n) if n == page.slots.len() => level.detail[range].copy_from_slice(&page.detail),
+                _ => return Err(out_of_range),
+            }
         }
         for (level, &(_, _, filled_through)) in self.levels.iter_mut().zip(&header.levels) {
             level.filled_through = filled_through;
@@ -289,8 +448,73 @@ impl Counters {
         self.cum = header.cum;
         self.origin = header.origin;
         self.now = header.now;
+        for (level, index) in without_detail {
+            self.assume_linear_detail(level, index);
+        }
+        if let Some(level) = self.levels.iter_mut().find(|l| l.has_detail()) {
+            match header.open {
+                Some(open) => level.open = open,
+                None => {
+                    let start = level.filled_through * level.width;
+                    level.open = [0, 1, 2, 3].map(|m| {
+                        let at = start + (m + 1) * DETAIL_STEP;
+                        linear(start, level.slots[level.slot(level.filled_through)], self.now, self.cum, at)
+                    });
+                }
+            }
+        }
         Ok(())
     }
+
+    /// Detail for a page saved before minute detail existed: linear within each bucket, which
+    /// is how those buckets were read when they were written.
+    fn assume_linear_detail(&mut self, level: usize, index: usize) {
+        let level = &mut self.levels[level];
+        let n = level.slots.len();
+        for i in index * PAGE_SLOTS..((index + 1) * PAGE_SLOTS).min(n) {
+            let (lo, hi) = (level.slots[i], level.slots[(i + 1) % n]);
+            let interior = [1, 2, 3, 4].map(|m| linear(0, lo, INTERIOR as i64 + 1, hi, m));
+            level.detail[i] = quantise(&interior, lo, hi);
+        }
+    }
+
+    /// Fills this plan's rings from counters kept under another plan.
+    pub fn resample(&mut self, saved: &Counters) {
+        self.cum = saved.cum;
+        self.origin = saved.origin;
+        self.now = saved.now;
+        self.replanned = true;
+        if saved.origin.is_none() {
+            return;
+        }
+        let now = self.now;
+        for level in &mut self.levels {
+            level.filled_through = ceil_div(now, level.width) - 1;
+            for k in level.oldest()..=level.filled_through {
+                let i = level.slot(k);
+                level.slots[i] = saved.cum_at_finest(k * level.width);
+            }
+            level.dirty = u64::MAX >> (64 - level.slots.len().div_ceil(PAGE_SLOTS));
+        }
+        for level in self.levels.iter_mut().filter(|l| l.has_detail()) {
+            let width = level.width;
+            let minute = |k: i64, m: usize| {
+                let at = k * width + (m as i64 + 1) * DETAIL_STEP;
+                if at < now { saved.cum_at_finest(at) } else { saved.cum }
+            };
+            for k in level.oldest()..level.filled_through {
+                let (i, interior) = (level.slot(k), [0, 1, 2, 3].map(|m| minute(k, m)));
+                level.detail[i] = quantise(&interior, level.slots[i], level.slots[level.slot(k + 1)]);
+            }
+            level.open = [0, 1, 2, 3].map(|m| minute(level.filled_through, m));
+        }
+    }
+}
+
+/// The value at `t` on the line through `(t0, v0)` and `(t1, v1)`, held at the ends.
+fn linear(t0: Millis, v0: [f64; 2], t1: Millis, v1: [f64; 2], t: Millis) -> [f64; 2] {
+    let frac = if t1 > t0 { ((t - t0) as f64 / (t1 - t0) as f64).clamp(0.0, 1.0) } else { 1.0 };
+    [0, 1].map(|c| v0[c] + (v1[c] - v0[c]) * frac)
 }
 
 fn ceil_div(a: Millis, b: Millis) -> i64 {
@@ -315,12 +539,13 @@ mod tests {
         (c, refs)
     }
 
+    const DEFAULT_SPANS: [Millis; 8] = [30 * DAY, HOUR, 5 * MINUTE, 6 * HOUR, 30 * MINUTE, DAY, 2 * HOUR, 3 * DAY];
+
     #[test]
     fn default_tiers_fit_the_memory_budget() {
-        let spans = [30 * DAY, HOUR, 5 * MINUTE, 6 * HOUR, 30 * MINUTE, DAY, 2 * HOUR, 3 * DAY];
-        let (c, _) = Counters::plan(&spans);
+        let (c, _) = Counters::plan(&DEFAULT_SPANS);
         assert!(c.heap_bytes() <= 32 * 1024, "{} bytes", c.heap_bytes());
-        assert_eq!(c.levels.len(), 3);
+        assert_eq!(c.plan_signature(), vec![(MINUTE, 362), (5 * MINUTE, 866), (2 * HOUR, 362)]);
     }
 
     #[test]
@@ -339,38 +564,145 @@ mod tests {
 
     #[test]
     fn coarse_levels_are_exact_on_their_boundaries_and_interpolate_between() {
-        let data = vec![(1.0, 1.0); 3 * 24 * 60];
-        let (c, refs) = fed(&[DAY], &data);
-        // Uniform traffic: interpolation is exact, and 1d holds 1440 minutes.
-        assert_eq!(c.increase(refs[0]).total, 1440.0);
+        let data = vec![(1.0, 1.0); 40 * 24 * 60];
+        let (c, refs) = fed(&[30 * DAY], &data);
+        // Uniform traffic: interpolation is exact, and 30d holds 43,200 minutes.
+        assert_eq!(c.increase(refs[0]).total, 43_200.0);
+    }
+
+    /// Bursty minutes: errors in runs, totals from a few to thousands, with idle minutes.
+    fn bursty(n: usize) -> Vec<(f64, f64)> {
+        (0..n)
+            .map(|i| {
+                let total: f64 = [0.0, 3.0, 40.0, 250.0, 7_000.0][(i * 7 + i / 13) % 5];
+                let errors = if (i / 17) % 3 == 0 { (total / 4.0).floor() } else { 0.0 };
+                (errors, total)
+            })
+            .collect()
+    }
+
+    /// The exact increase over the last `span` of the first `n` minutes of `data`.
+    fn exact(data: &[(f64, f64)], n: usize, span: Millis) -> Increase {
+        let minutes = (span / MINUTE) as usize;
+        let window = &data[n.saturating_sub(minutes)..n];
+        Increase { selected: window.iter().map(|m| m.0).sum(), total: window.iter().map(|m| m.1).sum() }
+    }
+
+    #[test]
+    fn ticket_windows_read_to_the_minute() {
+        let data = bursty(4 * 24 * 60 + 17);
+        let (mut c, refs) = Counters::plan(&DEFAULT_SPANS);
+        c.advance(T0);
+        for (i, &(sel, tot)) in data.iter().enumerate() {
+            let t = T0 + (i as Millis + 1) * MINUTE;
+            c.add(t, SELECTED, sel);
+            c.add(t, TOTAL, tot);
+            if i % 97 != 0 && i != data.len() - 1 {
+                continue;
+            }
+            for w in refs.iter().filter(|w| w.span <= 3 * DAY) {
+                let (got, want) = (c.increase(*w), exact(&data, i + 1, w.span));
+                // A bucket of more than 255 events keeps its minutes to 1/255 of its increase.
+                let slack = |x: f64| if w.span >= DAY { x * 1e-9 + 5.0 * 7_000.0 / 510.0 } else { 0.0 };
+                assert!((got.selected - want.selected).abs() <= slack(want.selected), "{} {got:?} {want:?}", w.span);
+                assert!((got.total - want.total).abs() <= slack(want.total), "{} {got:?} {want:?}", w.span);
+            }
+        }
+    }
+
+    #[test]
+    fn small_buckets_read_exactly_on_the_detail_level() {
+        // Every 5m bucket holds at most 255 events, so 1d and 3d are exact at every minute.
+        let data: Vec<_> = (0..4 * 24 * 60).map(|i| (((i * 13) % 5) as f64, ((i * 31) % 50) as f64)).collect();
+        let (mut c, refs) = Counters::plan(&[DAY, 3 * DAY]);
+        c.advance(T0);
+        for (i, &(sel, tot)) in data.iter().enumerate() {
+            let t = T0 + (i as Millis + 1) * MINUTE;
+            c.add(t, SELECTED, sel);
+            c.add(t, TOTAL, tot);
+            for &w in &refs {
+                assert_eq!(c.increase(w), exact(&data, i + 1, w.span), "minute {i}, window {}", w.span);
+            }
+        }
     }
 
     #[test]
     fn restore_from_dirty_pages_reproduces_every_window() {
         let spans = [30 * DAY, HOUR, 5 * MINUTE, DAY, 3 * DAY];
-        let data: Vec<_> = (0..5000).map(|i| ((i % 7) as f64, 100.0 + (i % 13) as f64)).collect();
+        let data = bursty(5000);
         let (mut original, refs) = fed(&spans, &data[..3000]);
         // Two exports, as two flushes would write them; later pages overwrite earlier ones.
-        let mut pages = original.take_dirty_pages();
+        let (mut pages, replaces) = original.take_dirty_pages();
         for (i, &(sel, tot)) in data[3000..].iter().enumerate() {
             let t = T0 + (3001 + i as Millis) * MINUTE;
             original.add(t, SELECTED, sel);
             original.add(t, TOTAL, tot);
         }
-        pages.extend(original.take_dirty_pages());
+        pages.extend(original.take_dirty_pages().0);
+        assert!(!replaces, "same plan: pages update in place");
         let (mut restored, _) = Counters::plan(&spans);
-        restored.restore(&original.header(), &pages).expect("same plan");
+        restored.restore(&original.header(), &pages).expect("pages fit");
         for &w in &refs {
             assert_eq!(restored.increase(w), original.increase(w), "window {}", w.span);
         }
-        assert!(original.take_dirty_pages().is_empty(), "export clears dirty pages");
+        assert!(original.take_dirty_pages().0.is_empty(), "export clears dirty pages");
+    }
+
+    /// Counters as the last release kept them: a 1h level for 30d and no minute detail.
+    fn saved_by_last_release(data: &[(f64, f64)]) -> (CountersHeader, Vec<Page>) {
+        let levels = vec![Level::new(MINUTE, 362), Level::new(5 * MINUTE, 866), Level::new(HOUR, 722)];
+        let mut old = Counters::with_levels(levels);
+        old.advance(T0);
+        for (i, &(sel, tot)) in data.iter().enumerate() {
+            let t = T0 + (i as Millis + 1) * MINUTE;
+            old.add(t, SELECTED, sel);
+            old.add(t, TOTAL, tot);
+        }
+        let mut header = old.header();
+        header.open = None;
+        let pages = old.take_dirty_pages().0.into_iter().map(|p| Page { detail: Vec::new(), ..p }).collect();
+        (header, pages)
     }
 
     #[test]
-    fn restore_refuses_a_different_plan() {
-        let (original, _) = fed(&[HOUR], &[(1.0, 1.0)]);
-        let (mut other, _) = Counters::plan(&[30 * DAY]);
-        assert!(matches!(other.restore(&original.header(), &[]), Err(RestoreError::PlanChanged { .. })));
+    fn an_upgrade_keeps_history_saved_under_the_last_plan() {
+        let mut data = bursty(10 * 24 * 60);
+        let (header, pages) = saved_by_last_release(&data);
+        let (mut c, refs) = Counters::plan(&DEFAULT_SPANS);
+        c.restore(&header, &pages).expect("resampled");
+        // The minute level carries over exactly; the budget window reads the hour boundaries.
+        for w in refs.iter().filter(|w| w.span <= 6 * HOUR || w.span == 30 * DAY) {
+            assert_eq!(c.increase(*w), exact(&data, data.len(), w.span), "window {}", w.span);
+        }
+        assert!(c.take_dirty_pages().1, "the first flush after an upgrade rewrites every page");
+        // New minutes are kept with detail, and 1d becomes exact once the old ones leave it.
+        let more = bursty(24 * 60 + 3);
+        for (i, &(sel, tot)) in more.iter().enumerate() {
+            let t = T0 + (data.len() + i + 1) as Millis * MINUTE;
+            c.add(t, SELECTED, sel);
+            c.add(t, TOTAL, tot);
+        }
+        data.extend(more);
+        let day = refs.iter().find(|w| w.span == DAY).expect("1d");
+        let (got, want) = (c.increase(*day), exact(&data, data.len(), DAY));
+        assert!((got.total - want.total).abs() <= 5.0 * 7_000.0 / 510.0, "{got:?} {want:?}");
+    }
+
+    #[test]
+    fn pages_without_detail_read_as_before() {
+        let data = bursty(2 * 24 * 60);
+        let (header, pages) = saved_by_last_release(&data);
+        let spans = [5 * MINUTE, DAY, 3 * DAY, 30 * DAY];
+        let mut same_plan = Counters::with_levels(header.levels.iter().map(|&(w, n, _)| Level::new(w, n)).collect());
+        same_plan.restore(&header, &pages).expect("same plan");
+        let (mut linear, _) = Counters::plan(&spans);
+        linear.levels = vec![Level::new(MINUTE, 362), Level::new(5 * MINUTE, 866), Level::new(HOUR, 722)];
+        for level in &mut linear.levels {
+            level.detail = Box::new([]);
+        }
+        linear.restore_same_plan(&header, &pages).expect("same plan");
+        let five_minutes = WindowRef { span: DAY, level: 1 };
+        assert_eq!(same_plan.increase(five_minutes), linear.increase(five_minutes));
     }
 
     #[test]

@@ -24,8 +24,15 @@ fn window(slo: &str, pages: Vec<Page>) -> WindowRecord {
     WindowRecord {
         slo: slo.to_string(),
         fingerprint: 42,
-        header: CountersHeader { cum: [1.5, 9.0], origin: Some(10), now: 20, levels: vec![(60_000, 3, 7)] },
+        header: CountersHeader {
+            cum: [1.5, 9.0],
+            origin: Some(10),
+            now: 20,
+            levels: vec![(60_000, 3, 7)],
+            open: Some([[1.0, 2.0]; 4]),
+        },
         pages,
+        replaces_all: false,
     }
 }
 
@@ -39,7 +46,12 @@ async fn state_survives_reopen() {
         },
         Transition::Service { name: "svc".into(), frozen_since: Some(5) },
     ];
-    let page = Page { level: 0, index: 0, slots: vec![[1.0, 2.0], [f64::MIN_POSITIVE, 1e300], [0.1, 0.2]] };
+    let page = Page {
+        level: 0,
+        index: 0,
+        slots: vec![[1.0, 2.0], [f64::MIN_POSITIVE, 1e300], [0.1, 0.2]],
+        detail: vec![[[0, 1, 2, 3], [4, 5, 6, 255]]; 3],
+    };
     let series = SeriesRecord { source: "http://t/metrics".into(), series: "req{a=\"b\"}".into(), at: 9, value: 3.5 };
     {
         let store = Store::open(dir.path()).unwrap();
@@ -59,11 +71,48 @@ async fn state_survives_reopen() {
 async fn later_pages_overwrite_earlier_ones() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let old = Page { level: 0, index: 1, slots: vec![[1.0, 1.0]] };
-    let new = Page { level: 0, index: 1, slots: vec![[2.0, 2.0]] };
+    let old = plain_page(0, 1, 1.0);
+    let new = plain_page(0, 1, 2.0);
     store.save(&[window("s/x", vec![old])], &[]).await.unwrap();
     store.save(&[window("s/x", vec![new.clone()])], &[]).await.unwrap();
     assert_eq!(store.load().unwrap().windows[0].pages, vec![new]);
+}
+
+fn plain_page(level: usize, index: usize, value: f64) -> Page {
+    Page { level, index, slots: vec![[value, value]], detail: Vec::new() }
+}
+
+#[tokio::test]
+async fn a_replanned_window_replaces_every_stored_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let old_plan = (0..4).map(|i| plain_page(1, i, 1.0)).collect();
+    store.save(&[window("s/x", old_plan)], &[]).await.unwrap();
+    let new_plan = vec![plain_page(0, 0, 2.0), plain_page(1, 0, 2.0)];
+    store.save(&[WindowRecord { replaces_all: true, ..window("s/x", new_plan.clone()) }], &[]).await.unwrap();
+    assert_eq!(store.load().unwrap().windows[0].pages, new_plan);
+}
+
+#[tokio::test]
+async fn a_schema_1_store_is_read_as_is_and_marked_2() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(SCHEMA_KEY, b"1").unwrap();
+        let header = serde_json::json!({
+            "fingerprint": 42,
+            "header": { "cum": [1.5, 9.0], "origin": 10, "now": 20, "levels": [[60_000, 3, 7]] }
+        });
+        db.insert("v1/slo/s/x/hdr", serde_json::to_vec(&header).unwrap()).unwrap();
+        let slot: Vec<u8> = [3.0f64, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        db.insert("v1/slo/s/x/page/00/00", slot).unwrap();
+        db.flush().unwrap();
+    }
+    let store = super::reopen_for_test(dir.path()).unwrap();
+    let windows = store.load().unwrap().windows;
+    assert_eq!(windows[0].header.open, None);
+    assert_eq!(windows[0].pages, vec![Page { level: 0, index: 0, slots: vec![[3.0, 4.0]], detail: Vec::new() }]);
+    assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(&b"2"[..]));
 }
 
 #[tokio::test]
@@ -84,11 +133,11 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
-        db.insert(SCHEMA_KEY, b"2").unwrap();
+        db.insert(SCHEMA_KEY, (SCHEMA_VERSION + 1).to_string().as_bytes()).unwrap();
         db.flush().unwrap();
     }
     let err = super::reopen_for_test(dir.path()).err().expect("refused");
-    assert!(matches!(err, StoreError::Newer { found: 2, .. }), "{err}");
+    assert!(matches!(err, StoreError::Newer { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
 }
 
 #[test]
@@ -191,7 +240,9 @@ async fn a_split_load_reads_what_one_scan_reads() {
         .iter()
         .enumerate()
         .map(|(i, id)| {
-            let pages = (0..3).map(|p| Page { level: p, index: i, slots: vec![[i as f64, p as f64]] }).collect();
+            let pages = (0..3)
+                .map(|p| Page { level: p, index: i, slots: vec![[i as f64, p as f64]], detail: Vec::new() })
+                .collect();
             window(id, pages)
         })
         .collect();
