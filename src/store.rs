@@ -18,20 +18,26 @@ mod governance;
 use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
-use crate::engine::{CountersHeader, Event, Page, Restored, SeriesRecord, Transition, WindowRecord};
+use crate::engine::{CountersHeader, Event, Restored, SeriesRecord, Transition, WindowRecord};
 use crate::notify::OutboxItem;
 pub use governance::{AuditAction, AuditEntry, Correction};
 
 mod outbox;
 pub use outbox::{OutboxScan, SentRecord};
+mod page;
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
-/// 2: window pages may carry minute detail (a superset of 1, so a 1 store is read as is and
-/// re-marked; the bump keeps older builds from misreading the new pages).
+/// 2: window records move from `v1/slo/` to `v2/slo/`, with pages packed and carrying minute
+/// detail (see `page`); opening a schema-1 store migrates it.
 pub const SCHEMA_VERSION: u32 = 2;
 
 const SCHEMA_KEY: &[u8] = b"meta/schema";
-const WINDOW_PREFIX: &str = "v1/slo/";
+const WINDOW_PREFIX: &str = "v2/slo/";
+const SCHEMA_1_WINDOW_PREFIX: &str = "v1/slo/";
+
+/// Records moved per batch by the schema-1 migration: bounded memory, and each batch is atomic,
+/// so an interrupted migration resumes where it stopped.
+const MIGRATION_BATCH: usize = 10_000;
 const TRANSITION_PREFIX: &str = "v1/tr/";
 const SERIES_PREFIX: &str = "v1/series/";
 const EVENT_PREFIX: &[u8] = b"v1/ev/";
@@ -87,6 +93,7 @@ impl Store {
                     return Err(StoreError::Newer { path: path.to_path_buf(), found });
                 }
                 if found < SCHEMA_VERSION {
+                    migrate_windows_from_schema_1(&db)?;
                     db.insert(SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())?;
                     db.flush()?;
                 }
@@ -157,7 +164,8 @@ impl Store {
                     replaces_all: false,
                 });
             } else if let Some((slo, page)) = rest.rsplit_once("/page/") {
-                let page = decode_page(&key_text, page, &value)?;
+                let (level, index) = page_position(&key_text, page)?;
+                let page = page::decode(level, index, &value).map_err(|e| corrupt(&key_text, e))?;
                 // Keys sort `<slo>/hdr` before `<slo>/page/...`, so the header is already there.
                 match windows.last_mut().filter(|w| w.slo == slo) {
                     Some(window) => window.pages.push(page),
@@ -216,7 +224,7 @@ impl Store {
             }
             for page in &window.pages {
                 let key = format!("{WINDOW_PREFIX}{}/page/{:02}/{:02}", window.slo, page.level, page.index);
-                batch.insert(key.as_bytes(), encode_page(page));
+                batch.insert(key.as_bytes(), page::encode(page));
             }
         }
         for record in series {
@@ -286,38 +294,40 @@ fn decode_json<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Resul
     serde_json::from_slice(value).map_err(|e| corrupt(key, e))
 }
 
-/// Trails a page that carries minute detail. Plain pages are whole 16-byte slots, so an odd
-/// length can only be a detail page.
-const DETAIL_PAGE_TAG: u8 = 1;
-
-/// Ring slots as little-endian f64 pairs (16 bytes a slot, exact round trip), then, on the
-/// detail level, 8 bytes of detail a slot and [`DETAIL_PAGE_TAG`].
-fn encode_page(page: &Page) -> Vec<u8> {
-    let mut out: Vec<u8> =
-        page.slots.iter().flat_map(|[a, b]| a.to_le_bytes().into_iter().chain(b.to_le_bytes())).collect();
-    if !page.detail.is_empty() {
-        out.extend(page.detail.iter().flatten().flatten());
-        out.push(DETAIL_PAGE_TAG);
-    }
-    out
+/// `(level, index)` from the `LL/II` end of a page key.
+fn page_position(key: &str, name: &str) -> Result<(usize, usize), StoreError> {
+    let (level, index) = name.split_once('/').ok_or_else(|| corrupt(key, "page key"))?;
+    Ok((level.parse().map_err(|e| corrupt(key, e))?, index.parse().map_err(|e| corrupt(key, e))?))
 }
 
-fn decode_page(key: &str, name: &str, value: &[u8]) -> Result<Page, StoreError> {
-    let (level, index) = name.split_once('/').ok_or_else(|| corrupt(key, "page key"))?;
-    let level = level.parse().map_err(|e| corrupt(key, e))?;
-    let index = index.parse().map_err(|e| corrupt(key, e))?;
-    let (slot_bytes, detail_bytes) = match value.split_last() {
-        Some((&DETAIL_PAGE_TAG, body)) if body.len() % 24 == 0 => body.split_at(body.len() / 24 * 16),
-        _ if value.len().is_multiple_of(16) => (value, &[][..]),
-        _ => return Err(corrupt(key, format!("{} bytes is not whole slots", value.len()))),
-    };
-    let f = |b: &[u8]| f64::from_le_bytes(b.try_into().expect("8-byte chunk"));
-    let slots = slot_bytes.chunks_exact(16).map(|c| [f(&c[..8]), f(&c[8..])]).collect();
-    let detail = detail_bytes
-        .chunks_exact(8)
-        .map(|c| [c[..4].try_into().expect("4 bytes"), c[4..].try_into().expect("4 bytes")])
-        .collect();
-    Ok(Page { level, index, slots, detail })
+/// Moves schema-1 window records to the schema-2 prefix, packing their pages. Each batch moves
+/// records atomically (written under the new key, removed from the old), so a crash leaves
+/// every record readable in exactly one place and the next open carries on.
+fn migrate_windows_from_schema_1(db: &sled::Db) -> Result<(), StoreError> {
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n_moved = 0;
+        for item in db.scan_prefix(SCHEMA_1_WINDOW_PREFIX).take(MIGRATION_BATCH) {
+            let (key, value) = item?;
+            let key_text = String::from_utf8_lossy(&key);
+            let rest = &key_text[SCHEMA_1_WINDOW_PREFIX.len()..];
+            let value = match rest.rsplit_once("/page/") {
+                Some((_, name)) => {
+                    let (level, index) = page_position(&key_text, name)?;
+                    let page = page::decode_legacy(level, index, &value).map_err(|e| corrupt(&key_text, e))?;
+                    page::encode(&page)
+                }
+                None => value.to_vec(),
+            };
+            batch.insert(format!("{WINDOW_PREFIX}{rest}").as_bytes(), value);
+            batch.remove(key);
+            n_moved += 1;
+        }
+        if n_moved == 0 {
+            return Ok(());
+        }
+        db.apply_batch(batch)?;
+    }
 }
 
 /// Reopens a store the same process just dropped. sled releases its file lock from a background

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, Postmortem, SloBudget};
 use index::SelectorIndex;
 pub use persist::{
-    CountersHeader, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition, WindowRecord,
+    CountersHeader, Detail, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition,
+    WindowRecord,
 };
 use window::{Counters, SELECTED, TOTAL, WindowRef};
 

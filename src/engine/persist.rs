@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::window::{CountersHeader, Page, RestoreError};
+pub use super::window::{CountersHeader, Detail, Page, RestoreError};
 use super::{Engine, EngineOptions, Event, SloState};
 use crate::clock::Millis;
 use crate::spec::{ServiceSpec, Severity};

@@ -283,7 +283,7 @@ impl Counters {
             return level.open[minute - 1];
         }
         let (hi, detail) = (level.slots[level.slot(k + 1)], level.detail[level.slot(k)]);
-        [0, 1].map(|c| lo[c] + dequantise(detail[c][minute - 1], hi[c] - lo[c]))
+        dequantise(&detail, minute, lo, hi)
     }
 
     /// The cumulative values at `t` from the finest level still holding it, for moving state to
@@ -316,11 +316,17 @@ fn close_minutes(level: &mut Level, k: i64, from: Millis, to: Millis, cum: [f64;
 /// Where each interior value lies between `lo` and `hi`: the exact offset while the bucket's
 /// increase is a whole number up to 255 (most buckets of most services), otherwise its share of
 /// the increase in 255ths, so the error is at most 1/510 of one bucket's increase.
+///
+/// What is kept is the total and the *smaller part* of it (see [`Parts`]): a burn rate divides
+/// the bad events by the total, and for a good/total SLI the bad events are the small difference
+/// of two large counts, which independent rounding of both would swamp.
 fn quantise(interior: &[[f64; 2]; INTERIOR], lo: [f64; 2], hi: [f64; 2]) -> Detail {
+    let parts = Parts::of(lo, hi);
+    let (lo, hi) = (parts.split(lo), parts.split(hi));
     [0, 1].map(|c| {
         let delta = hi[c] - lo[c];
         interior.map(|v| {
-            let offset = v[c] - lo[c];
+            let offset = parts.split(v)[c] - lo[c];
             let q = if counts_exactly(delta) {
                 offset
             } else if delta > 0.0 {
@@ -333,8 +339,39 @@ fn quantise(interior: &[[f64; 2]; INTERIOR], lo: [f64; 2], hi: [f64; 2]) -> Deta
     })
 }
 
-fn dequantise(q: u8, delta: f64) -> f64 {
-    if counts_exactly(delta) { f64::from(q) } else { delta * f64::from(q) / 255.0 }
+/// The interior value at `minute` (1-based) of a bucket from `lo` to `hi` with `detail`.
+fn dequantise(detail: &Detail, minute: usize, lo: [f64; 2], hi: [f64; 2]) -> [f64; 2] {
+    let parts = Parts::of(lo, hi);
+    let (lo, hi) = (parts.split(lo), parts.split(hi));
+    let value = [0, 1].map(|c| {
+        let (q, delta) = (f64::from(detail[c][minute - 1]), hi[c] - lo[c]);
+        lo[c] + if counts_exactly(delta) { q } else { delta * q / 255.0 }
+    });
+    parts.join(value)
+}
+
+/// Which part of the total a bucket's detail keeps beside it: the selected events, or the
+/// rest, whichever grew less over the bucket. Chosen from the bucket's boundaries, so reading
+/// needs no flag: errors for an errors/total SLI, the bad events for a good/total one.
+#[derive(Clone, Copy)]
+struct Parts {
+    rest: bool,
+}
+
+impl Parts {
+    fn of(lo: [f64; 2], hi: [f64; 2]) -> Parts {
+        let selected = hi[SELECTED] - lo[SELECTED];
+        Parts { rest: (hi[TOTAL] - lo[TOTAL]) - selected < selected }
+    }
+
+    /// `[part, total]` from `[selected, total]`.
+    fn split(self, v: [f64; 2]) -> [f64; 2] {
+        if self.rest { [v[TOTAL] - v[SELECTED], v[TOTAL]] } else { v }
+    }
+
+    fn join(self, v: [f64; 2]) -> [f64; 2] {
+        if self.rest { [v[TOTAL] - v[0], v[TOTAL]] } else { v }
+    }
 }
 
 fn counts_exactly(delta: f64) -> bool {
@@ -611,9 +648,32 @@ mod tests {
     }
 
     #[test]
+    fn a_good_total_sli_keeps_its_bad_events_exact() {
+        // 7,000 requests a minute, a few bad: the buckets are far over 255 events, yet the bad
+        // events (total - good), which the burn rate divides, read exactly at every minute.
+        let data: Vec<_> = (0..4 * 24 * 60).map(|i| (7_000.0 - ((i * 7) % 4) as f64, 7_000.0)).collect();
+        let (mut c, refs) = Counters::plan(&[DAY, 3 * DAY]);
+        c.advance(T0);
+        for (i, &(good, total)) in data.iter().enumerate() {
+            let t = T0 + (i as Millis + 1) * MINUTE;
+            c.add(t, SELECTED, good);
+            c.add(t, TOTAL, total);
+            for &w in &refs {
+                let (got, want) = (c.increase(w), exact(&data, i + 1, w.span));
+                assert_eq!(got.total - got.selected, want.total - want.selected, "minute {i}, window {}", w.span);
+            }
+        }
+    }
+
+    #[test]
     fn small_buckets_read_exactly_on_the_detail_level() {
         // Every 5m bucket holds at most 255 events, so 1d and 3d are exact at every minute.
-        let data: Vec<_> = (0..4 * 24 * 60).map(|i| (((i * 13) % 5) as f64, ((i * 31) % 50) as f64)).collect();
+        let data: Vec<_> = (0..4 * 24 * 60)
+            .map(|i| {
+                let total = ((i * 31) % 50) as f64;
+                (total.min(((i * 13) % 5) as f64), total)
+            })
+            .collect();
         let (mut c, refs) = Counters::plan(&[DAY, 3 * DAY]);
         c.advance(T0);
         for (i, &(sel, tot)) in data.iter().enumerate() {

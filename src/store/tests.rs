@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::*;
-use crate::engine::{EventKind, FreezeChange, TierRecord};
+use crate::engine::{EventKind, FreezeChange, Page, TierRecord};
 use crate::spec::Severity;
 
 fn freeze_event(service: &str, at: Millis) -> Event {
@@ -94,25 +94,67 @@ async fn a_replanned_window_replaces_every_stored_page() {
 }
 
 #[tokio::test]
-async fn a_schema_1_store_is_read_as_is_and_marked_2() {
+async fn a_schema_1_store_is_migrated_on_open() {
     let dir = tempfile::tempdir().unwrap();
+    let header = serde_json::json!({
+        "fingerprint": 42,
+        "header": { "cum": [1.5, 9.0], "origin": 10, "now": 20, "levels": [[60_000, 3, 7]] }
+    });
+    let slots = [[3.0, 4.0], [5.0, 1e6], [5.5, f64::NAN]];
     {
         let db = sled::open(dir.path()).unwrap();
         db.insert(SCHEMA_KEY, b"1").unwrap();
-        let header = serde_json::json!({
-            "fingerprint": 42,
-            "header": { "cum": [1.5, 9.0], "origin": 10, "now": 20, "levels": [[60_000, 3, 7]] }
-        });
-        db.insert("v1/slo/s/x/hdr", serde_json::to_vec(&header).unwrap()).unwrap();
-        let slot: Vec<u8> = [3.0f64, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        db.insert("v1/slo/s/x/page/00/00", slot).unwrap();
+        for slo in ["s/x", "s/y"] {
+            db.insert(format!("v1/slo/{slo}/hdr"), serde_json::to_vec(&header).unwrap()).unwrap();
+            let raw: Vec<u8> = slots.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+            db.insert(format!("v1/slo/{slo}/page/00/01"), raw).unwrap();
+        }
         db.flush().unwrap();
     }
     let store = super::reopen_for_test(dir.path()).unwrap();
     let windows = store.load().unwrap().windows;
-    assert_eq!(windows[0].header.open, None);
-    assert_eq!(windows[0].pages, vec![Page { level: 0, index: 0, slots: vec![[3.0, 4.0]], detail: Vec::new() }]);
+    assert_eq!(windows.iter().map(|w| w.slo.as_str()).collect::<Vec<_>>(), ["s/x", "s/y"]);
+    for window in &windows {
+        assert_eq!(window.header.open, None);
+        let page = &window.pages[0];
+        assert_eq!((page.level, page.index, page.detail.len()), (0, 1, 0));
+        let bits = |s: &[[f64; 2]]| s.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&page.slots), bits(&slots));
+    }
     assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(store.db.scan_prefix("v1/slo/").count(), 0, "schema-1 records moved, not copied");
+}
+
+#[test]
+fn pages_round_trip_exactly_and_pack_counts_small() {
+    let odd = [0.0, -0.0, 0.5, -3.0, 1e300, f64::MIN_POSITIVE, f64::INFINITY, f64::NAN, 2f64.powi(53) + 2.0];
+    let mut slots: Vec<[f64; 2]> = (0..64).map(|i| [1e6 + (i * 17) as f64, 5e8 + (i * i * 900) as f64]).collect();
+    slots.extend(odd.iter().zip(odd.iter().rev()).map(|(&a, &b)| [a, b]));
+    slots.push([-7.0, 3.0]);
+    for detail in [Vec::new(), vec![[[1, 2, 3, 255], [0, 9, 80, 200]]; slots.len()]] {
+        let page = Page { level: 2, index: 13, slots: slots.clone(), detail };
+        let decoded = page::decode(2, 13, &page::encode(&page)).unwrap();
+        let bits = |p: &Page| p.slots.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&decoded), bits(&page));
+        assert_eq!(decoded.detail, page.detail);
+    }
+    // A page of a 10-events-a-second SLO: minute increases of ~600 and ~6, a ring's wrap.
+    let counts: Vec<[f64; 2]> = (0..64).map(|i| [((i + 40) % 64 * 6) as f64, ((i + 40) % 64 * 600) as f64]).collect();
+    let packed = page::encode(&Page { level: 0, index: 0, slots: counts, detail: Vec::new() }).len();
+    assert!(packed * 4 < 64 * 16, "{packed} bytes");
+}
+
+#[test]
+fn a_damaged_page_is_an_error_not_a_panic() {
+    let page = Page { level: 0, index: 0, slots: vec![[1.0, 2.0], [3.5, 4.0]], detail: vec![[[0; 4]; 2]; 2] };
+    let bytes = page::encode(&page);
+    for cut in 0..bytes.len() {
+        assert!(page::decode(0, 0, &bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(page::decode(0, 0, &longer), Err(page::PageError::Trailing(1)));
+    assert_eq!(page::decode(0, 0, &[0x80, 0xff, 0xff, 0xff, 0x0f]), Err(page::PageError::Flags(0x80)));
 }
 
 #[tokio::test]
