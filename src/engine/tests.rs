@@ -369,14 +369,8 @@ fn restored_series_values_continue_counting_across_a_restart() {
     // Ten clean-ish minutes (6 errors per 6006), then a restart, then one minute with 600 errors
     // of 6600. Only if the restored last values are the baseline does that minute count.
     let (mut original, _) = engine_after(AVAILABILITY, &[Traffic { minutes: 10, ok: 6000, err: 6 }]);
-    let state = crate::engine::Restored {
-        windows: original.export_windows(),
-        transitions: Vec::new(),
-        series: original.export_series(),
-    };
-    let spec = parse_spec(Path::new("test.yaml"), AVAILABILITY).expect("spec");
-    let mut restored = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
-    assert_eq!(restored.restore(state).n_series, 2);
+    let (mut restored, report) = restored_into(&mut original, AVAILABILITY);
+    assert_eq!(report.n_series, 2);
     let at = T0 + 11 * MINUTE;
     let next = format!(
         "req{{code=\"200\"}} {} {at}\nreq{{code=\"500\"}} {} {at}\n",

@@ -564,14 +564,18 @@ mod tests {
 
     const T0: Millis = 1_767_225_600_000;
 
+    /// Adds one minute's increases at the end of minute `minute` after `T0`.
+    fn add_minute(c: &mut Counters, minute: Millis, (selected, total): (f64, f64)) {
+        c.add(T0 + minute * MINUTE, SELECTED, selected);
+        c.add(T0 + minute * MINUTE, TOTAL, total);
+    }
+
     /// Feeds `per_minute` increases at one-minute steps and returns the counters.
     fn fed(spans: &[Millis], per_minute: &[(f64, f64)]) -> (Counters, Vec<WindowRef>) {
         let (mut c, refs) = Counters::plan(spans);
         c.advance(T0);
         for (i, &(sel, tot)) in per_minute.iter().enumerate() {
-            let t = T0 + (i as Millis + 1) * MINUTE;
-            c.add(t, SELECTED, sel);
-            c.add(t, TOTAL, tot);
+            add_minute(&mut c, i as Millis + 1, (sel, tot));
         }
         (c, refs)
     }
@@ -625,26 +629,28 @@ mod tests {
         Increase { selected: window.iter().map(|m| m.0).sum(), total: window.iter().map(|m| m.1).sum() }
     }
 
-    #[test]
-    fn ticket_windows_read_to_the_minute() {
-        let data = bursty(4 * 24 * 60 + 17);
-        let (mut c, refs) = Counters::plan(&DEFAULT_SPANS);
+    /// Feeds `data` minute by minute and, after each minute, hands `check` what every window of
+    /// `spans` reads, what it should read, and a label for failures.
+    fn for_every_minute(spans: &[Millis], data: &[(f64, f64)], check: impl Fn(Millis, Increase, Increase, &str)) {
+        let (mut c, refs) = Counters::plan(spans);
         c.advance(T0);
-        for (i, &(sel, tot)) in data.iter().enumerate() {
-            let t = T0 + (i as Millis + 1) * MINUTE;
-            c.add(t, SELECTED, sel);
-            c.add(t, TOTAL, tot);
-            if i % 97 != 0 && i != data.len() - 1 {
-                continue;
-            }
-            for w in refs.iter().filter(|w| w.span <= 3 * DAY) {
-                let (got, want) = (c.increase(*w), exact(&data, i + 1, w.span));
-                // A bucket of more than 255 events keeps its minutes to 1/255 of its increase.
-                let slack = |x: f64| if w.span >= DAY { x * 1e-9 + 5.0 * 7_000.0 / 510.0 } else { 0.0 };
-                assert!((got.selected - want.selected).abs() <= slack(want.selected), "{} {got:?} {want:?}", w.span);
-                assert!((got.total - want.total).abs() <= slack(want.total), "{} {got:?} {want:?}", w.span);
+        for (i, &minute) in data.iter().enumerate() {
+            add_minute(&mut c, i as Millis + 1, minute);
+            for &w in &refs {
+                check(w.span, c.increase(w), exact(data, i + 1, w.span), &format!("minute {i}, window {}", w.span));
             }
         }
+    }
+
+    #[test]
+    fn ticket_windows_read_to_the_minute() {
+        let alert_windows: Vec<Millis> = DEFAULT_SPANS.into_iter().filter(|&s| s <= 3 * DAY).collect();
+        for_every_minute(&alert_windows, &bursty(4 * 24 * 60 + 17), |span, got, want, label| {
+            // A bucket of more than 255 events keeps its minutes to 1/255 of its increase.
+            let slack = |x: f64| if span >= DAY { x * 1e-9 + 5.0 * 7_000.0 / 510.0 } else { 0.0 };
+            assert!((got.selected - want.selected).abs() <= slack(want.selected), "{label}: {got:?} {want:?}");
+            assert!((got.total - want.total).abs() <= slack(want.total), "{label}: {got:?} {want:?}");
+        });
     }
 
     #[test]
@@ -652,17 +658,9 @@ mod tests {
         // 7,000 requests a minute, a few bad: the buckets are far over 255 events, yet the bad
         // events (total - good), which the burn rate divides, read exactly at every minute.
         let data: Vec<_> = (0..4 * 24 * 60).map(|i| (7_000.0 - ((i * 7) % 4) as f64, 7_000.0)).collect();
-        let (mut c, refs) = Counters::plan(&[DAY, 3 * DAY]);
-        c.advance(T0);
-        for (i, &(good, total)) in data.iter().enumerate() {
-            let t = T0 + (i as Millis + 1) * MINUTE;
-            c.add(t, SELECTED, good);
-            c.add(t, TOTAL, total);
-            for &w in &refs {
-                let (got, want) = (c.increase(w), exact(&data, i + 1, w.span));
-                assert_eq!(got.total - got.selected, want.total - want.selected, "minute {i}, window {}", w.span);
-            }
-        }
+        for_every_minute(&[DAY, 3 * DAY], &data, |_, got, want, label| {
+            assert_eq!(got.total - got.selected, want.total - want.selected, "{label}");
+        });
     }
 
     #[test]
@@ -674,16 +672,7 @@ mod tests {
                 (total.min(((i * 13) % 5) as f64), total)
             })
             .collect();
-        let (mut c, refs) = Counters::plan(&[DAY, 3 * DAY]);
-        c.advance(T0);
-        for (i, &(sel, tot)) in data.iter().enumerate() {
-            let t = T0 + (i as Millis + 1) * MINUTE;
-            c.add(t, SELECTED, sel);
-            c.add(t, TOTAL, tot);
-            for &w in &refs {
-                assert_eq!(c.increase(w), exact(&data, i + 1, w.span), "minute {i}, window {}", w.span);
-            }
-        }
+        for_every_minute(&[DAY, 3 * DAY], &data, |_, got, want, label| assert_eq!(got, want, "{label}"));
     }
 
     #[test]
@@ -694,9 +683,7 @@ mod tests {
         // Two exports, as two flushes would write them; later pages overwrite earlier ones.
         let (mut pages, replaces) = original.take_dirty_pages();
         for (i, &(sel, tot)) in data[3000..].iter().enumerate() {
-            let t = T0 + (3001 + i as Millis) * MINUTE;
-            original.add(t, SELECTED, sel);
-            original.add(t, TOTAL, tot);
+            add_minute(&mut original, 3001 + i as Millis, (sel, tot));
         }
         pages.extend(original.take_dirty_pages().0);
         assert!(!replaces, "same plan: pages update in place");
@@ -714,9 +701,7 @@ mod tests {
         let mut old = Counters::with_levels(levels);
         old.advance(T0);
         for (i, &(sel, tot)) in data.iter().enumerate() {
-            let t = T0 + (i as Millis + 1) * MINUTE;
-            old.add(t, SELECTED, sel);
-            old.add(t, TOTAL, tot);
+            add_minute(&mut old, i as Millis + 1, (sel, tot));
         }
         let mut header = old.header();
         header.open = None;
@@ -738,9 +723,7 @@ mod tests {
         // New minutes are kept with detail, and 1d becomes exact once the old ones leave it.
         let more = bursty(24 * 60 + 3);
         for (i, &(sel, tot)) in more.iter().enumerate() {
-            let t = T0 + (data.len() + i + 1) as Millis * MINUTE;
-            c.add(t, SELECTED, sel);
-            c.add(t, TOTAL, tot);
+            add_minute(&mut c, (data.len() + i + 1) as Millis, (sel, tot));
         }
         data.extend(more);
         let day = refs.iter().find(|w| w.span == DAY).expect("1d");
