@@ -22,6 +22,10 @@ use sloguard::engine::{Engine, EngineOptions};
 use sloguard::spec::{ServiceSpec, load_path};
 use sloguard::store::{Store, split_points};
 
+/// The daemon's allocator (src/main.rs), so start-up costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Requests per second per SLO, and the counters' starting value, as in `fleet.py`.
 const RATE: f64 = 10.0;
 const BASE: f64 = 1_000_000.0;
@@ -135,8 +139,11 @@ async fn seed(specs: &[ServiceSpec], args: &Args, data_dir: &Path) -> Readings {
     for at in sample_instants(start, now) {
         let total = BASE + RATE * ((at - start) / 1000) as f64;
         for &(ok, err, share) in &series {
-            engine.observe(ok, at, total * (1.0 - share));
-            engine.observe(err, at, total * share);
+            // Whole counts, as request counters are (fleet.py serves floats to keep its ratios
+            // exact; here that would make every stored step a fraction, which no real SLI has).
+            let errors = (total * share).floor();
+            engine.observe(ok, at, total - errors);
+            engine.observe(err, at, errors);
         }
         let events = engine.evaluate(at);
         if !events.is_empty() {
