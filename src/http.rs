@@ -104,7 +104,10 @@ pub struct CappedBody {
 /// `limit` plus one chunk of memory. A cap on transfer bytes would bound neither memory nor
 /// parse time.
 pub async fn read_capped(mut res: reqwest::Response, limit: u64) -> Result<CappedBody, reqwest::Error> {
-    let mut bytes = Vec::new();
+    // Sized once when the length is known (uncompressed bodies), rather than doubling through
+    // copies of a multi-megabyte scrape.
+    let expected = res.content_length().map_or(0, |len| len.min(limit));
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     while let Some(chunk) = res.chunk().await? {
         let room = limit.saturating_sub(bytes.len() as u64);
         if chunk.len() as u64 > room {

@@ -564,3 +564,31 @@ fn resolve_reports_the_budget_an_incident_burned() {
     assert!((postmortem.budget_burned - expected).abs() < 1e-9, "{postmortem:?} vs {expected}");
     assert!(postmortem.required);
 }
+
+/// `Engine::series` first tries the series that followed the previous one last time. Whatever the
+/// order of a scrape (reordered, shrunk, grown, two sources interleaved with the same keys), the
+/// guess must never hand out another series' handle.
+#[test]
+fn a_series_keeps_its_handle_whatever_order_the_scrapes_list_it_in() {
+    let mut engine = crate::engine::Engine::new(&[], crate::engine::EngineOptions::default());
+    let sources = [engine.source("a"), engine.source("b")];
+    let keys: Vec<String> = (0..6).map(|i| format!("req{{i=\"{i}\"}}")).collect();
+    let no_labels: &[(String, String)] = &[];
+    let scrapes: [&[usize]; 7] =
+        [&[0, 1, 2, 3], &[0, 1, 2, 3], &[1, 0, 3, 2], &[0, 2, 3], &[3, 2, 1, 0, 4], &[4, 0, 1, 2, 3], &[5, 4, 0, 1]];
+    let mut handles = std::collections::HashMap::new();
+    for (n, scrape) in scrapes.iter().enumerate() {
+        // Even scrapes interleave the sources line by line, odd ones take them in turn.
+        let calls: Vec<(u32, usize)> = if n % 2 == 0 {
+            scrape.iter().flat_map(|&k| sources.map(|s| (s, k))).collect()
+        } else {
+            sources.iter().flat_map(|&s| scrape.iter().map(move |&k| (s, k))).collect()
+        };
+        for (source, k) in calls {
+            let id = engine.series(source, &keys[k], "req", no_labels);
+            assert_eq!(*handles.entry((source, k)).or_insert(id), id, "scrape {n}: source {source}, {}", keys[k]);
+        }
+    }
+    let distinct: std::collections::HashSet<_> = handles.values().collect();
+    assert_eq!(distinct.len(), handles.len(), "two series share a handle: {handles:?}");
+}
