@@ -22,10 +22,6 @@ use sloguard::engine::{Engine, EngineOptions};
 use sloguard::spec::{ServiceSpec, load_path};
 use sloguard::store::{Store, split_points};
 
-/// The daemon's allocator (src/main.rs), so start-up costs what it costs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Requests per second per SLO, and the counters' starting value, as in `fleet.py`.
 const RATE: f64 = 10.0;
 const BASE: f64 = 1_000_000.0;

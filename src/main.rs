@@ -12,9 +12,6 @@ use sloguard::clock::{format_span, rfc3339};
 use sloguard::replay::{self, Summary};
 use sloguard::spec::{self, SpecErrors};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code for bad usage or invalid configuration (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 
