@@ -35,6 +35,8 @@ const DETAIL_WIDTH: Millis = 5 * MINUTE;
 
 /// Minute boundaries strictly inside a detail bucket.
 pub const INTERIOR: usize = 4;
+const MINUTES_PER_BUCKET: i64 = INTERIOR as i64 + 1;
+const _: () = assert!(DETAIL_WIDTH == MINUTES_PER_BUCKET * DETAIL_STEP);
 
 /// Detail step: one sample interval at the 60 s scrapes the windows are sized for.
 const DETAIL_STEP: Millis = MINUTE;
@@ -62,10 +64,7 @@ pub struct Increase {
 #[derive(Debug, Clone)]
 struct Level {
     width: Millis,
-    slots: Box<[[f64; 2]]>,
-    /// Minute detail of the bucket starting at each slot's boundary; empty unless this is the
-    /// detail level.
-    detail: Box<[Detail]>,
+    ring: Ring,
     /// Exact interior minute values of the open bucket (the one after `filled_through`), which
     /// become detail when it closes.
     open: [[f64; 2]; INTERIOR],
@@ -75,17 +74,71 @@ struct Level {
     dirty: u64,
 }
 
+/// A level's slots. On the detail level each boundary sits beside the detail of the bucket it
+/// starts, so reading a minute costs one cache miss, not two: at 10,000 SLOs an evaluation is
+/// bound by ring reads, and two parallel arrays made it 20% slower.
+#[derive(Debug, Clone)]
+enum Ring {
+    Plain(Box<[[f64; 2]]>),
+    Detailed(Box<[DetailedSlot]>),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct DetailedSlot {
+    cum: [f64; 2],
+    detail: Detail,
+}
+
 impl Level {
     fn new(width: Millis, n_slots: usize) -> Level {
         debug_assert!(n_slots.div_ceil(PAGE_SLOTS) <= 64, "dirty bitmap holds 64 pages");
-        let n_detail = if width == DETAIL_WIDTH { n_slots } else { 0 };
-        Level {
-            width,
-            slots: vec![[0.0; 2]; n_slots].into_boxed_slice(),
-            detail: vec![[[0; INTERIOR]; 2]; n_detail].into_boxed_slice(),
-            open: [[0.0; 2]; INTERIOR],
-            filled_through: i64::MIN,
-            dirty: 0,
+        let ring = if width == DETAIL_WIDTH {
+            Ring::Detailed(vec![DetailedSlot::default(); n_slots].into_boxed_slice())
+        } else {
+            Ring::Plain(vec![[0.0; 2]; n_slots].into_boxed_slice())
+        };
+        Level { width, ring, open: [[0.0; 2]; INTERIOR], filled_through: i64::MIN, dirty: 0 }
+    }
+
+    fn len(&self) -> usize {
+        match &self.ring {
+            Ring::Plain(slots) => slots.len(),
+            Ring::Detailed(slots) => slots.len(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match &self.ring {
+            Ring::Plain(slots) => size_of_val::<[[f64; 2]]>(slots),
+            Ring::Detailed(slots) => size_of_val::<[DetailedSlot]>(slots),
+        }
+    }
+
+    fn cum(&self, i: usize) -> [f64; 2] {
+        match &self.ring {
+            Ring::Plain(slots) => slots[i],
+            Ring::Detailed(slots) => slots[i].cum,
+        }
+    }
+
+    fn set_cum(&mut self, i: usize, cum: [f64; 2]) {
+        match &mut self.ring {
+            Ring::Plain(slots) => slots[i] = cum,
+            Ring::Detailed(slots) => slots[i].cum = cum,
+        }
+    }
+
+    /// Detail of the bucket starting at slot `i`; the detail level only.
+    fn detail(&self, i: usize) -> Detail {
+        match &self.ring {
+            Ring::Plain(_) => unreachable!("detail is read on the detail level only"),
+            Ring::Detailed(slots) => slots[i].detail,
+        }
+    }
+
+    fn set_detail(&mut self, i: usize, detail: Detail) {
+        if let Ring::Detailed(slots) = &mut self.ring {
+            slots[i].detail = detail;
         }
     }
 
@@ -96,7 +149,7 @@ impl Level {
     }
 
     fn has_detail(&self) -> bool {
-        !self.detail.is_empty()
+        matches!(self.ring, Ring::Detailed(_))
     }
 
     /// Distance between the points this level can read exactly.
@@ -105,7 +158,7 @@ impl Level {
     }
 
     fn slot(&self, k: i64) -> usize {
-        k.rem_euclid(self.slots.len() as i64) as usize
+        k.rem_euclid(self.len() as i64) as usize
     }
 
     fn mark_dirty(&mut self, i: usize) {
@@ -114,7 +167,7 @@ impl Level {
 
     /// Oldest boundary index the ring still holds.
     fn oldest(&self) -> i64 {
-        self.filled_through - self.slots.len() as i64 + 1
+        self.filled_through - self.len() as i64 + 1
     }
 }
 
@@ -177,7 +230,7 @@ impl Counters {
 
     /// Bytes held by this SLO's rings, for the memory budget (see benches/engine.rs).
     pub fn heap_bytes(&self) -> usize {
-        self.levels.iter().map(|l| l.slots.len() * size_of::<[f64; 2]>() + l.detail.len() * size_of::<Detail>()).sum()
+        self.levels.iter().map(Level::heap_bytes).sum()
     }
 
     /// Moves time forward to `t`, recording every boundary strictly before `t`. Samples at `t`
@@ -201,17 +254,17 @@ impl Counters {
             if level.has_detail() {
                 close_minutes(level, open_bucket, now, t, cum);
             }
-            let first = (open_bucket + 1).max(last - level.slots.len() as i64 + 1);
+            let first = (open_bucket + 1).max(last - level.len() as i64 + 1);
             for k in first..=last {
                 let i = level.slot(k);
-                level.slots[i] = cum;
+                level.set_cum(i, cum);
                 level.mark_dirty(i);
             }
             if level.has_detail() && last > open_bucket {
                 // Buckets wholly inside this advance saw no samples: flat detail.
                 for k in first..last {
                     let i = level.slot(k);
-                    level.detail[i] = [[0; INTERIOR]; 2];
+                    level.set_detail(i, [[0; INTERIOR]; 2]);
                 }
                 level.open = [cum; INTERIOR];
             }
@@ -266,24 +319,26 @@ impl Counters {
         [lo[0] + (hi[0] - lo[0]) * frac, lo[1] + (hi[1] - lo[1]) * frac]
     }
 
-    /// The cumulative values at point `j` (in steps) of `level`.
+    /// The cumulative values at point `j` (in steps) of `level`. Every window reads one or two
+    /// of these per evaluation, so the ring position is computed once: it is a division.
     fn point(&self, level: &Level, j: i64) -> [f64; 2] {
         if j * level.step() >= self.now {
             return self.cum;
         }
         if !level.has_detail() {
-            return level.slots[level.slot(j)];
+            return level.cum(level.slot(j));
         }
-        let (k, minute) = (j.div_euclid(INTERIOR as i64 + 1), j.rem_euclid(INTERIOR as i64 + 1) as usize);
-        let lo = level.slots[level.slot(k)];
+        let k = j.div_euclid(MINUTES_PER_BUCKET);
+        let minute = (j - k * MINUTES_PER_BUCKET) as usize;
+        let i = level.slot(k);
         if minute == 0 {
-            return lo;
+            return level.cum(i);
         }
         if k >= level.filled_through {
             return level.open[minute - 1];
         }
-        let (hi, detail) = (level.slots[level.slot(k + 1)], level.detail[level.slot(k)]);
-        dequantise(&detail, minute, lo, hi)
+        let next = if i + 1 == level.len() { 0 } else { i + 1 };
+        dequantise(&level.detail(i), minute, level.cum(i), level.cum(next))
     }
 
     /// The cumulative values at `t` from the finest level still holding it, for moving state to
@@ -308,7 +363,7 @@ fn close_minutes(level: &mut Level, k: i64, from: Millis, to: Millis, cum: [f64;
     }
     if (k + 1) * level.width < to {
         let i = level.slot(k);
-        level.detail[i] = quantise(&level.open, level.slots[i], cum);
+        level.set_detail(i, quantise(&level.open, level.cum(i), cum));
         level.mark_dirty(i);
     }
 }
@@ -422,14 +477,14 @@ impl Counters {
             cum: self.cum,
             origin: self.origin,
             now: self.now,
-            levels: self.levels.iter().map(|l| (l.width, l.slots.len(), l.filled_through)).collect(),
+            levels: self.levels.iter().map(|l| (l.width, l.len(), l.filled_through)).collect(),
             open: self.levels.iter().find(|l| l.has_detail()).map(|l| l.open),
         }
     }
 
     /// The level plan, `(width, slots)` per level: equal plans can share persisted rings.
     pub fn plan_signature(&self) -> Vec<(Millis, usize)> {
-        self.levels.iter().map(|l| (l.width, l.slots.len())).collect()
+        self.levels.iter().map(|l| (l.width, l.len())).collect()
     }
 
     /// Pages changed since the last call (all pages on the first call after a restore), and
@@ -442,9 +497,10 @@ impl Counters {
                 let index = dirty.trailing_zeros() as usize;
                 dirty &= dirty - 1;
                 let start = index * PAGE_SLOTS;
-                let end = (start + PAGE_SLOTS).min(level.slots.len());
-                let detail = level.detail.get(start..end).map_or_else(Vec::new, <[Detail]>::to_vec);
-                pages.push(Page { level: level_index, index, slots: level.slots[start..end].to_vec(), detail });
+                let range = start..(start + PAGE_SLOTS).min(level.len());
+                let slots = range.clone().map(|i| level.cum(i)).collect();
+                let detail = if level.has_detail() { range.map(|i| level.detail(i)).collect() } else { Vec::new() };
+                pages.push(Page { level: level_index, index, slots, detail });
             }
         }
         (pages, std::mem::take(&mut self.replanned))
@@ -469,12 +525,20 @@ impl Counters {
             let out_of_range = RestoreError::PageOutOfRange { level: page.level, index: page.index };
             let level = self.levels.get_mut(page.level).ok_or(out_of_range.clone())?;
             let start = page.index * PAGE_SLOTS;
-            let range = start..start + page.slots.len();
-            level.slots.get_mut(range.clone()).ok_or(out_of_range.clone())?.copy_from_slice(&page.slots);
+            if start + page.slots.len() > level.len() {
+                return Err(out_of_range);
+            }
+            for (i, &cum) in (start..).zip(&page.slots) {
+                level.set_cum(i, cum);
+            }
             match (level.has_detail(), page.detail.len()) {
                 (false, 0) => {}
                 (true, 0) => without_detail.push((page.level, page.index)),
-                (true, n) if n == page.slots.len() => level.detail[range].copy_from_slice(&page.detail),
+                (true, n) if n == page.slots.len() => {
+                    for (i, &detail) in (start..).zip(&page.detail) {
+                        level.set_detail(i, detail);
+                    }
+                }
                 _ => return Err(out_of_range),
             }
         }
@@ -495,7 +559,7 @@ impl Counters {
                     let start = level.filled_through * level.width;
                     level.open = [0, 1, 2, 3].map(|m| {
                         let at = start + (m + 1) * DETAIL_STEP;
-                        linear(start, level.slots[level.slot(level.filled_through)], self.now, self.cum, at)
+                        linear(start, level.cum(level.slot(level.filled_through)), self.now, self.cum, at)
                     });
                 }
             }
@@ -507,11 +571,11 @@ impl Counters {
     /// is how those buckets were read when they were written.
     fn assume_linear_detail(&mut self, level: usize, index: usize) {
         let level = &mut self.levels[level];
-        let n = level.slots.len();
+        let n = level.len();
         for i in index * PAGE_SLOTS..((index + 1) * PAGE_SLOTS).min(n) {
-            let (lo, hi) = (level.slots[i], level.slots[(i + 1) % n]);
-            let interior = [1, 2, 3, 4].map(|m| linear(0, lo, INTERIOR as i64 + 1, hi, m));
-            level.detail[i] = quantise(&interior, lo, hi);
+            let (lo, hi) = (level.cum(i), level.cum((i + 1) % n));
+            let interior = [1, 2, 3, 4].map(|m| linear(0, lo, MINUTES_PER_BUCKET, hi, m));
+            level.set_detail(i, quantise(&interior, lo, hi));
         }
     }
 
@@ -529,9 +593,9 @@ impl Counters {
             level.filled_through = ceil_div(now, level.width) - 1;
             for k in level.oldest()..=level.filled_through {
                 let i = level.slot(k);
-                level.slots[i] = saved.cum_at_finest(k * level.width);
+                level.set_cum(i, saved.cum_at_finest(k * level.width));
             }
-            level.dirty = u64::MAX >> (64 - level.slots.len().div_ceil(PAGE_SLOTS));
+            level.dirty = u64::MAX >> (64 - level.len().div_ceil(PAGE_SLOTS));
         }
         for level in self.levels.iter_mut().filter(|l| l.has_detail()) {
             let width = level.width;
@@ -541,7 +605,7 @@ impl Counters {
             };
             for k in level.oldest()..level.filled_through {
                 let (i, interior) = (level.slot(k), [0, 1, 2, 3].map(|m| minute(k, m)));
-                level.detail[i] = quantise(&interior, level.slots[i], level.slots[level.slot(k + 1)]);
+                level.set_detail(i, quantise(&interior, level.cum(i), level.cum(level.slot(k + 1))));
             }
             level.open = [0, 1, 2, 3].map(|m| minute(level.filled_through, m));
         }
@@ -741,7 +805,7 @@ mod tests {
         let (mut linear, _) = Counters::plan(&spans);
         linear.levels = vec![Level::new(MINUTE, 362), Level::new(5 * MINUTE, 866), Level::new(HOUR, 722)];
         for level in &mut linear.levels {
-            level.detail = Box::new([]);
+            level.ring = Ring::Plain(vec![[0.0; 2]; level.len()].into_boxed_slice());
         }
         linear.restore_same_plan(&header, &pages).expect("same plan");
         let five_minutes = WindowRef { span: DAY, level: 1 };
