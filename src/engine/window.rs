@@ -65,9 +65,6 @@ pub struct Increase {
 struct Level {
     width: Millis,
     ring: Ring,
-    /// Exact interior minute values of the open bucket (the one after `filled_through`), which
-    /// become detail when it closes.
-    open: [[f64; 2]; INTERIOR],
     /// Highest boundary index whose slot holds its final value.
     filled_through: i64,
     /// Bit `p` set: page `p` changed since the last export. At most 866 slots = 14 pages.
@@ -97,7 +94,7 @@ impl Level {
         } else {
             Ring::Plain(vec![[0.0; 2]; n_slots].into_boxed_slice())
         };
-        Level { width, ring, open: [[0.0; 2]; INTERIOR], filled_through: i64::MIN, dirty: 0 }
+        Level { width, ring, filled_through: i64::MIN, dirty: 0 }
     }
 
     fn len(&self) -> usize {
@@ -187,6 +184,10 @@ pub struct Counters {
     origin: Option<Millis>,
     /// Latest instant seen; samples are attributed no earlier than this.
     now: Millis,
+    /// Exact interior minute values of the detail level's open bucket (the one after its
+    /// `filled_through`), which become detail when it closes. Here rather than in `Level`: a
+    /// level small enough to share a cache line with the next keeps evaluation ~25% cheaper.
+    open: [[f64; 2]; INTERIOR],
     /// Restored from a different level plan: the next export must replace every stored page.
     replanned: bool,
 }
@@ -225,7 +226,7 @@ impl Counters {
     }
 
     fn with_levels(levels: Vec<Level>) -> Counters {
-        Counters { levels, cum: [0.0; 2], origin: None, now: Millis::MIN, replanned: false }
+        Counters { levels, cum: [0.0; 2], origin: None, now: Millis::MIN, open: [[0.0; 2]; INTERIOR], replanned: false }
     }
 
     /// Bytes held by this SLO's rings, for the memory budget (see benches/engine.rs).
@@ -247,12 +248,12 @@ impl Counters {
         if t <= self.now {
             return;
         }
-        let (now, cum) = (self.now, self.cum);
+        let (now, cum, open) = (self.now, self.cum, &mut self.open);
         for level in &mut self.levels {
             let last = ceil_div(t, level.width) - 1;
             let open_bucket = level.filled_through;
             if level.has_detail() {
-                close_minutes(level, open_bucket, now, t, cum);
+                close_minutes(level, open, open_bucket, now, t, cum);
             }
             let first = (open_bucket + 1).max(last - level.len() as i64 + 1);
             for k in first..=last {
@@ -266,7 +267,7 @@ impl Counters {
                     let i = level.slot(k);
                     level.set_detail(i, [[0; INTERIOR]; 2]);
                 }
-                level.open = [cum; INTERIOR];
+                *open = [cum; INTERIOR];
             }
             level.filled_through = last;
         }
@@ -335,7 +336,7 @@ impl Counters {
             return level.cum(i);
         }
         if k >= level.filled_through {
-            return level.open[minute - 1];
+            return self.open[minute - 1];
         }
         let next = if i + 1 == level.len() { 0 } else { i + 1 };
         dequantise(&level.detail(i), minute, level.cum(i), level.cum(next))
@@ -354,8 +355,8 @@ impl Counters {
 
 /// Records the interior minutes of the open bucket `k` that lie in `[from, to)`, and when the
 /// bucket closes before `to`, turns them into its detail (its end boundary takes `cum` too).
-fn close_minutes(level: &mut Level, k: i64, from: Millis, to: Millis, cum: [f64; 2]) {
-    for (m, value) in level.open.iter_mut().enumerate() {
+fn close_minutes(level: &mut Level, open: &mut [[f64; 2]; INTERIOR], k: i64, from: Millis, to: Millis, cum: [f64; 2]) {
+    for (m, value) in open.iter_mut().enumerate() {
         let at = k * level.width + (m as i64 + 1) * DETAIL_STEP;
         if (from..to).contains(&at) {
             *value = cum;
@@ -363,7 +364,7 @@ fn close_minutes(level: &mut Level, k: i64, from: Millis, to: Millis, cum: [f64;
     }
     if (k + 1) * level.width < to {
         let i = level.slot(k);
-        level.set_detail(i, quantise(&level.open, level.cum(i), cum));
+        level.set_detail(i, quantise(open, level.cum(i), cum));
         level.mark_dirty(i);
     }
 }
@@ -478,7 +479,7 @@ impl Counters {
             origin: self.origin,
             now: self.now,
             levels: self.levels.iter().map(|l| (l.width, l.len(), l.filled_through)).collect(),
-            open: self.levels.iter().find(|l| l.has_detail()).map(|l| l.open),
+            open: self.levels.iter().any(Level::has_detail).then_some(self.open),
         }
     }
 
@@ -552,17 +553,14 @@ impl Counters {
         for (level, index) in without_detail {
             self.assume_linear_detail(level, index);
         }
-        if let Some(level) = self.levels.iter_mut().find(|l| l.has_detail()) {
-            match header.open {
-                Some(open) => level.open = open,
-                None => {
-                    let start = level.filled_through * level.width;
-                    level.open = [0, 1, 2, 3].map(|m| {
-                        let at = start + (m + 1) * DETAIL_STEP;
-                        linear(start, level.cum(level.slot(level.filled_through)), self.now, self.cum, at)
-                    });
-                }
-            }
+        if let Some(level) = self.levels.iter().find(|l| l.has_detail()) {
+            self.open = header.open.unwrap_or_else(|| {
+                let start = level.filled_through * level.width;
+                [0, 1, 2, 3].map(|m| {
+                    let at = start + (m + 1) * DETAIL_STEP;
+                    linear(start, level.cum(level.slot(level.filled_through)), self.now, self.cum, at)
+                })
+            });
         }
         Ok(())
     }
@@ -607,7 +605,7 @@ impl Counters {
                 let (i, interior) = (level.slot(k), [0, 1, 2, 3].map(|m| minute(k, m)));
                 level.set_detail(i, quantise(&interior, level.cum(i), level.cum(level.slot(k + 1))));
             }
-            level.open = [0, 1, 2, 3].map(|m| minute(level.filled_through, m));
+            self.open = [0, 1, 2, 3].map(|m| minute(level.filled_through, m));
         }
     }
 }
