@@ -2,7 +2,7 @@
 //!
 //! The library holds every domain module; `main.rs` is only the CLI edge. See
 //! `ARCHITECTURE.md` for the module map, the data flow and the invariants.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod clock;

@@ -118,6 +118,14 @@ impl Level {
         }
     }
 
+    /// Address of slot `i`, for [`prefetch`].
+    fn slot_address(&self, i: usize) -> *const u8 {
+        match &self.ring {
+            Ring::Plain(slots) => slots[i..].as_ptr().cast(),
+            Ring::Detailed(slots) => slots[i..].as_ptr().cast(),
+        }
+    }
+
     fn set_cum(&mut self, i: usize, cum: [f64; 2]) {
         match &mut self.ring {
             Ring::Plain(slots) => slots[i] = cum,
@@ -272,6 +280,24 @@ impl Counters {
             level.filled_through = last;
         }
         self.now = t;
+    }
+
+    /// Asks the CPU to start loading every ring line that `advance(now)` and reading `windows`
+    /// at `now` will touch. At 10,000 SLOs the rings (320 MB) live in RAM, and an evaluation
+    /// waits on about ten independent cache misses; issuing them one SLO ahead overlaps them.
+    pub fn prefetch(&self, now: Millis, windows: &[WindowRef]) {
+        for level in &self.levels {
+            prefetch(level.slot_address(level.slot(ceil_div(now, level.width) - 1)));
+        }
+        for w in windows {
+            let level = &self.levels[w.level];
+            prefetch(level.slot_address(level.slot((now - w.span).div_euclid(level.width))));
+        }
+    }
+
+    /// Asks the CPU to start loading the level table, which [`Counters::prefetch`] reads.
+    pub fn prefetch_levels(&self) {
+        prefetch_all(&self.levels);
     }
 
     /// Adds an increase observed at `t`. A sample older than the latest instant counts at the
@@ -614,6 +640,30 @@ impl Counters {
 fn linear(t0: Millis, v0: [f64; 2], t1: Millis, v1: [f64; 2], t: Millis) -> [f64; 2] {
     let frac = if t1 > t0 { ((t - t0) as f64 / (t1 - t0) as f64).clamp(0.0, 1.0) } else { 1.0 };
     [0, 1].map(|c| v0[c] + (v1[c] - v0[c]) * frac)
+}
+
+/// A hint that `address` will be read soon; it never faults and changes nothing observable.
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(crate) fn prefetch<T>(address: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it performs no architectural access, so any address is
+    // sound, and SSE (its target feature) is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
+/// [`prefetch`] for every cache line of `items`.
+pub(crate) fn prefetch_all<T>(items: &[T]) {
+    const LINE: usize = 64;
+    let bytes = size_of_val(items);
+    let start = items.as_ptr().cast::<u8>();
+    for offset in (0..bytes).step_by(LINE) {
+        prefetch(start.wrapping_add(offset));
+    }
 }
 
 fn ceil_div(a: Millis, b: Millis) -> i64 {
