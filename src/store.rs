@@ -1,6 +1,7 @@
-//! Durable state in sled: window counters, series last values, alert/freeze transitions, the
-//! append-only event log, the notification outbox (`outbox`), and governance records
-//! (overrides, corrections, the audit log; see `governance`).
+//! Durable state: in sled, alert/freeze transitions, the append-only event log, the
+//! notification outbox (`outbox`) and governance records (overrides, corrections, the audit
+//! log; see `governance`); beside it, window counters and series last values in the window log
+//! (`windowlog`), which are rewritten every flush and which sled stored at ten times their size.
 //!
 //! Owns every byte sloguard writes to disk and is the only module that touches sled. It knows
 //! the engine's persistence records and notify's outbox items (plain data) and nothing of
@@ -11,7 +12,7 @@
 //! sloguard never wipes state to make progress. Durability: sled's `flush` uses
 //! `sync_file_range`, so a killed process loses nothing flushed, while a power loss may (see
 //! `../shared/crates.md`); events and the transitions they record are flushed before anyone is
-//! told about them, window pages every flush interval.
+//! told about them, window pages every flush interval (the window log is fsynced).
 
 mod governance;
 
@@ -25,11 +26,18 @@ pub use governance::{AuditAction, AuditEntry, Correction};
 mod outbox;
 pub use outbox::{OutboxScan, SentRecord};
 mod page;
+mod windowlog;
+
+use std::sync::{Arc, Mutex};
+
+use windowlog::WindowLog;
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
 /// 2: window records move from `v1/slo/` to `v2/slo/`, with pages packed and carrying minute
 /// detail (see `page`); opening a schema-1 store migrates it.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: window records and series last values move out of sled into the window log. Until the
+/// first full save writes the log, a store keeps reading them from sled.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA_KEY: &[u8] = b"meta/schema";
 const WINDOW_PREFIX: &str = "v2/slo/";
@@ -65,6 +73,12 @@ pub enum StoreError {
     /// The delivery journal beside the database could not be opened, read or appended to.
     #[error("delivery journal {path}: {source}")]
     Journal { path: PathBuf, source: std::io::Error },
+    /// The window log could not be read, appended to or rewritten.
+    #[error("window log {path}: {source}")]
+    WindowLog { path: PathBuf, source: std::io::Error },
+    /// Windows still live in sled (a schema-2 store): only a full save may start the log.
+    #[error("windows are still in sled; the first save after an upgrade must be a full one")]
+    FullSaveRequired,
 }
 
 /// Handle to the open store; cheap to clone (sled's `Db` is reference counted).
@@ -73,6 +87,7 @@ pub struct Store {
     db: sled::Db,
     /// Append-only record of deliveries not yet known to be flushed in sled (see `outbox`).
     sent_journal: outbox::SentJournal,
+    windows: Arc<Mutex<WindowLog>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -110,7 +125,8 @@ impl Store {
             }
         }
         let sent_journal = outbox::SentJournal::open(path)?;
-        let store = Store { db, sent_journal };
+        let windows = Arc::new(Mutex::new(WindowLog::new(path)));
+        let store = Store { db, sent_journal, windows };
         store.replay_sent_journal()?;
         Ok(store)
     }
@@ -120,10 +136,32 @@ impl Store {
         self.load_split(&[])
     }
 
-    /// [`Store::load`], reading window pages in parallel ranges that start at each of `splits`
-    /// (SLO ids, sorted): a month of pages for 10,000 SLOs is ~300k records, and reading them is
-    /// most of a restart.
+    /// [`Store::load`], decoding window pages in `splits.len() + 1` threads: a month of pages
+    /// for 10,000 SLOs is ~260k records, and reading them is most of a restart. `splits` are SLO
+    /// ids, sorted, where a store still keeping windows in sled cuts its parallel key ranges.
     pub fn load_split(&self, splits: &[String]) -> Result<Restored, StoreError> {
+        let mut restored = if self.log().exists() { self.load_log(splits.len() + 1)? } else { self.load_sled(splits)? };
+        for item in self.db.scan_prefix(TRANSITION_PREFIX) {
+            let (key, value) = item?;
+            restored.transitions.push(decode_json(&String::from_utf8_lossy(&key), &value)?);
+        }
+        Ok(restored)
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, WindowLog> {
+        self.windows.lock().expect("window log lock")
+    }
+
+    fn load_log(&self, parts: usize) -> Result<Restored, StoreError> {
+        let contents = self.log().read(parts)?;
+        if contents.dropped > 0 {
+            tracing::warn!("window log: cut off a torn last save of {} bytes (a crash mid-write)", contents.dropped);
+        }
+        Ok(Restored { windows: contents.windows, series: contents.series, transitions: Vec::new() })
+    }
+
+    /// Windows and series as a schema-2 store kept them, in parallel key ranges.
+    fn load_sled(&self, splits: &[String]) -> Result<Restored, StoreError> {
         let mut bounds: Vec<Vec<u8>> = vec![WINDOW_PREFIX.as_bytes().to_vec()];
         bounds.extend(splits.iter().map(|slo| format!("{WINDOW_PREFIX}{slo}/").into_bytes()));
         bounds.push(prefix_end(WINDOW_PREFIX.as_bytes()));
@@ -135,10 +173,6 @@ impl Store {
         let mut restored = Restored::default();
         for part in parts {
             restored.windows.extend(part?);
-        }
-        for item in self.db.scan_prefix(TRANSITION_PREFIX) {
-            let (key, value) = item?;
-            restored.transitions.push(decode_json(&String::from_utf8_lossy(&key), &value)?);
         }
         for item in self.db.scan_prefix(SERIES_PREFIX) {
             let (_, value) = item?;
@@ -208,30 +242,52 @@ impl Store {
         Ok(n_new)
     }
 
-    /// Saves changed window pages and series last values, atomically, and flushes.
+    /// Whether the next save must be [`Store::save_full`]: the window log has outgrown its live
+    /// records, or windows still live in sled (an upgraded store).
+    pub fn wants_full_save(&self) -> bool {
+        self.log().wants_rewrite() || self.sled_holds_windows()
+    }
+
+    fn sled_holds_windows(&self) -> bool {
+        self.db.scan_prefix(WINDOW_PREFIX).next().is_some()
+    }
+
+    /// Saves changed window pages and series last values as one synced append to the window
+    /// log: atomic, like the sled batch it replaced.
     pub async fn save(&self, windows: &[WindowRecord], series: &[SeriesRecord]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for window in windows {
-            let header = WindowHeaderRecord { fingerprint: window.fingerprint, header: window.header.clone() };
-            batch.insert(
-                format!("{WINDOW_PREFIX}{}/hdr", window.slo).as_bytes(),
-                serde_json::to_vec(&header).expect("headers serialize"),
-            );
-            if window.replaces_all {
-                for item in self.db.scan_prefix(format!("{WINDOW_PREFIX}{}/page/", window.slo)) {
-                    batch.remove(item?.0);
+        if !self.log().exists() && self.sled_holds_windows() {
+            return Err(StoreError::FullSaveRequired);
+        }
+        let payload = windowlog::encode(windows, series);
+        let log = self.windows.clone();
+        blocking(move || log.lock().expect("window log lock").append(&payload)).await
+    }
+
+    /// Replaces the window log with `windows` and `series`, which must be every SLO's every page
+    /// and every series (see `Engine::mark_all_dirty`); then drops what sled kept of them.
+    pub async fn save_full(&self, windows: &[WindowRecord], series: &[SeriesRecord]) -> Result<(), StoreError> {
+        let payload = windowlog::encode(windows, series);
+        let log = self.windows.clone();
+        blocking(move || log.lock().expect("window log lock").rewrite(&payload)).await?;
+        self.drop_sled_windows().await
+    }
+
+    /// Removes schema-2 window and series records, in bounded batches, once the log has them.
+    async fn drop_sled_windows(&self) -> Result<(), StoreError> {
+        for prefix in [WINDOW_PREFIX, SERIES_PREFIX] {
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for item in self.db.scan_prefix(prefix).keys().take(MIGRATION_BATCH) {
+                    batch.remove(item?);
+                    n += 1;
                 }
-            }
-            for page in &window.pages {
-                let key = format!("{WINDOW_PREFIX}{}/page/{:02}/{:02}", window.slo, page.level, page.index);
-                batch.insert(key.as_bytes(), page::encode(page));
+                if n == 0 {
+                    break;
+                }
+                self.db.apply_batch(batch)?;
             }
         }
-        for record in series {
-            let key = format!("{SERIES_PREFIX}{}\u{0}{}", record.source, record.series);
-            batch.insert(key.as_bytes(), serde_json::to_vec(record).expect("series serialize"));
-        }
-        self.db.apply_batch(batch)?;
         self.db.flush_async().await?;
         Ok(())
     }
@@ -267,6 +323,11 @@ impl Store {
         self.db.apply_batch(batch)?;
         Ok(n_pruned)
     }
+}
+
+/// Runs file I/O off the async workers: a compaction writes and syncs ~100 MB at 10,000 SLOs.
+async fn blocking(work: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(work).await.expect("window log I/O panicked")
 }
 
 fn corrupt(key: &str, detail: impl ToString) -> StoreError {

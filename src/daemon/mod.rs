@@ -142,13 +142,22 @@ pub async fn run(
     mut reloads: mpsc::Receiver<()>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let mut engine = Engine::new(&specs, engine_options());
     let started = Instant::now();
-    let store = Store::open(&config.data_dir)?;
-    let opened = started.elapsed();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let splits = store::split_points(engine.slo_views().map(|v| v.id().to_string()), cores);
-    let restored = store.load_split(&splits)?;
+    let slo_ids = specs.iter().flat_map(|s| s.slos.iter().map(move |slo| format!("{}/{}", s.service, slo.name)));
+    let splits = store::split_points(slo_ids, cores);
+    // The store loads while the engine is built: both take hundreds of milliseconds at 10,000
+    // SLOs, and a restart is ready only after both.
+    let (mut engine, loading) = std::thread::scope(|scope| {
+        let loading = scope.spawn(|| -> Result<_, DaemonError> {
+            let store = Store::open(&config.data_dir)?;
+            let opened = started.elapsed();
+            let restored = store.load_split(&splits)?;
+            Ok((store, opened, restored))
+        });
+        (Engine::new(&specs, engine_options()), loading.join().expect("the store load panicked"))
+    });
+    let (store, opened, restored) = loading?;
     let loaded = started.elapsed();
     let report = engine.restore(restored);
     info!(
@@ -590,12 +599,21 @@ impl Core {
     }
 
     /// Saves changed window pages and series last values; failed saves are retried next time.
+    /// When the store asks for it (its log outgrew the live state), saves everything instead.
     async fn flush_all(&mut self) {
+        let full = self.store.wants_full_save();
+        if full {
+            self.engine.mark_all_dirty();
+            self.pending_windows.clear();
+            self.pending_series.clear();
+        }
         let mut windows = std::mem::take(&mut self.pending_windows);
         windows.extend(self.engine.export_windows());
         let mut series = std::mem::take(&mut self.pending_series);
         series.extend(self.engine.export_series());
-        if let Err(e) = self.store.save(&windows, &series).await {
+        let saved =
+            if full { self.store.save_full(&windows, &series).await } else { self.store.save(&windows, &series).await };
+        if let Err(e) = saved {
             self.shared.stats.n_store_failures.fetch_add(1, Ordering::Relaxed);
             error!("saving state failed, will retry: {e}");
             self.pending_windows = windows;

@@ -93,6 +93,16 @@ impl Engine {
         out
     }
 
+    /// Makes the next exports return everything, for a save that replaces the stored state.
+    pub fn mark_all_dirty(&mut self) {
+        for slo in &mut self.slos {
+            slo.counters.mark_all_dirty();
+        }
+        for series in &mut self.series {
+            series.dirty = series.last.is_some();
+        }
+    }
+
     /// Window counters changed since the last export.
     pub fn export_windows(&mut self) -> Vec<WindowRecord> {
         self.slos

@@ -514,8 +514,16 @@ impl Counters {
         self.levels.iter().map(|l| (l.width, l.len())).collect()
     }
 
-    /// Pages changed since the last call (all pages on the first call after a restore), and
-    /// whether they replace every stored page (the plan changed on restore).
+    /// Marks every page changed, so the next [`Counters::take_dirty_pages`] returns them all.
+    pub fn mark_all_dirty(&mut self) {
+        for level in &mut self.levels {
+            level.dirty = u64::MAX >> (64 - level.len().div_ceil(PAGE_SLOTS));
+        }
+    }
+
+    /// Pages changed since the last call (all of them after a resample or
+    /// [`Counters::mark_all_dirty`]), and whether they replace every stored page (the plan
+    /// changed on restore).
     pub fn take_dirty_pages(&mut self) -> (Vec<Page>, bool) {
         let mut pages = Vec::new();
         for (level_index, level) in self.levels.iter_mut().enumerate() {
@@ -619,8 +627,8 @@ impl Counters {
                 let i = level.slot(k);
                 level.set_cum(i, saved.cum_at_finest(k * level.width));
             }
-            level.dirty = u64::MAX >> (64 - level.len().div_ceil(PAGE_SLOTS));
         }
+        self.mark_all_dirty();
         for level in self.levels.iter_mut().filter(|l| l.has_detail()) {
             let width = level.width;
             let minute = |k: i64, m: usize| {

@@ -27,6 +27,8 @@ pub enum PageError {
     Trailing(usize),
     #[error("unknown page flags {0:#x}")]
     Flags(u8),
+    #[error("a name is not UTF-8")]
+    Utf8,
     #[error("{0} bytes is not whole schema-1 slots")]
     Legacy(usize),
 }
@@ -113,7 +115,7 @@ pub fn decode_legacy(level: usize, index: usize, bytes: &[u8]) -> Result<Page, P
     Ok(Page { level, index, slots, detail: Vec::new() })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -121,10 +123,10 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Input<'a>(&'a [u8]);
+pub(super) struct Input<'a>(pub &'a [u8]);
 
-impl Input<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], PageError> {
+impl<'a> Input<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PageError> {
         if self.0.len() < n {
             return Err(PageError::Truncated);
         }
@@ -133,7 +135,7 @@ impl Input<'_> {
         Ok(head)
     }
 
-    fn byte(&mut self) -> Result<u8, PageError> {
+    pub(super) fn byte(&mut self) -> Result<u8, PageError> {
         Ok(self.take(1)?[0])
     }
 
@@ -146,7 +148,21 @@ impl Input<'_> {
         Ok([b[..4].try_into().expect("4 bytes"), b[4..].try_into().expect("4 bytes")])
     }
 
-    fn varint(&mut self) -> Result<u64, PageError> {
+    pub(super) fn u64(&mut self) -> Result<u64, PageError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    /// A varint length and that many bytes.
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], PageError> {
+        let n = usize::try_from(self.varint()?).map_err(|_| PageError::Truncated)?;
+        self.take(n)
+    }
+
+    pub(super) fn str(&mut self) -> Result<&'a str, PageError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| PageError::Utf8)
+    }
+
+    pub(super) fn varint(&mut self) -> Result<u64, PageError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;

@@ -121,7 +121,7 @@ async fn a_schema_1_store_is_migrated_on_open() {
         let bits = |s: &[[f64; 2]]| s.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&page.slots), bits(&slots));
     }
-    assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_bytes()));
     assert_eq!(store.db.scan_prefix("v1/slo/").count(), 0, "schema-1 records moved, not copied");
 }
 
@@ -297,4 +297,111 @@ async fn a_split_load_reads_what_one_scan_reads() {
         let splits = split_points(known.clone().chain(unknown.clone()), parts);
         assert_eq!(store.load_split(&splits).unwrap().windows, whole, "cut at {splits:?}");
     }
+}
+
+fn log_len(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(windowlog::FILE_NAME)).unwrap().len()
+}
+
+/// A crash mid-append leaves part of a save at the end of the log: the saves before it read
+/// back whole, the torn bytes are cut off, and saving carries on after them.
+#[tokio::test]
+async fn a_torn_last_save_is_cut_off_and_the_saves_before_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = SeriesRecord { source: "t".into(), series: "req".into(), at: 9, value: 3.5 };
+    let first = plain_page(0, 1, 1.0);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.save(&[window("s/x", vec![first.clone()])], std::slice::from_ref(&series)).await.unwrap();
+    }
+    let whole = log_len(dir.path());
+    {
+        let store = super::reopen_for_test(dir.path()).unwrap();
+        store.save(&[window("s/x", vec![plain_page(0, 1, 2.0)])], &[]).await.unwrap();
+    }
+    let torn = whole + (log_len(dir.path()) - whole) / 2;
+    std::fs::OpenOptions::new().write(true).open(dir.path().join(windowlog::FILE_NAME)).unwrap().set_len(torn).unwrap();
+
+    let store = super::reopen_for_test(dir.path()).unwrap();
+    let restored = store.load().unwrap();
+    assert_eq!(restored.windows, vec![window("s/x", vec![first])]);
+    assert_eq!(restored.series, vec![series]);
+    assert_eq!(log_len(dir.path()), whole, "the torn save is cut off");
+    let third = plain_page(0, 2, 3.0);
+    store.save(&[window("s/x", vec![third.clone()])], &[]).await.unwrap();
+    assert_eq!(store.load().unwrap().windows[0].pages, vec![plain_page(0, 1, 1.0), third]);
+}
+
+/// Rewriting the same pages grows the log until a full save is asked for; the full save
+/// shrinks it to the live state and reads back the same.
+#[tokio::test]
+async fn a_full_save_compacts_the_log_to_its_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let page = |value: f64| Page { level: 0, index: 0, slots: vec![[value, value * 2.5]; 64], detail: Vec::new() };
+    let windows = |value: f64| (0..50).map(|i| window(&format!("s/{i:02}"), vec![page(value)])).collect::<Vec<_>>();
+    let mut value = 0.5;
+    while !store.wants_full_save() {
+        assert!(value < 1000.0, "the log never asked to be compacted");
+        value += 1.0;
+        store.save(&windows(value), &[]).await.unwrap();
+    }
+    let before = store.load().unwrap();
+    let grown = log_len(dir.path());
+    store.save_full(&before.windows, &before.series).await.unwrap();
+    assert!(log_len(dir.path()) * 20 < grown, "{} bytes after compaction, {grown} before", log_len(dir.path()));
+    assert!(!store.wants_full_save());
+    assert_eq!(store.load().unwrap(), before);
+    drop(store);
+    assert_eq!(super::reopen_for_test(dir.path()).unwrap().load().unwrap(), before);
+}
+
+/// A schema-2 store keeps its windows in sled: they load from there, a delta save is refused
+/// until a full save has moved everything into the log, and sled keeps none of it after.
+#[tokio::test]
+async fn a_schema_2_store_moves_its_windows_into_the_log_on_the_first_full_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = SeriesRecord { source: "t".into(), series: "req".into(), at: 9, value: 3.5 };
+    let saved = window("s/x", vec![plain_page(0, 1, 1.0)]);
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(SCHEMA_KEY, b"2").unwrap();
+        let header = WindowHeaderRecord { fingerprint: saved.fingerprint, header: saved.header.clone() };
+        db.insert("v2/slo/s/x/hdr", serde_json::to_vec(&header).unwrap()).unwrap();
+        db.insert("v2/slo/s/x/page/00/01", page::encode(&saved.pages[0])).unwrap();
+        db.insert("v1/series/t\u{0}req", serde_json::to_vec(&series).unwrap()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = super::reopen_for_test(dir.path()).unwrap();
+    let restored = store.load().unwrap();
+    assert_eq!((&restored.windows, &restored.series), (&vec![saved.clone()], &vec![series.clone()]));
+    assert!(store.wants_full_save());
+    assert!(matches!(store.save(&[], &[]).await, Err(StoreError::FullSaveRequired)));
+
+    store.save_full(&restored.windows, &restored.series).await.unwrap();
+    assert!(!store.wants_full_save());
+    assert_eq!(store.db.scan_prefix(WINDOW_PREFIX).count() + store.db.scan_prefix(SERIES_PREFIX).count(), 0);
+    drop(store);
+    let store = super::reopen_for_test(dir.path()).unwrap();
+    assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_bytes()));
+    assert_eq!(store.load().unwrap(), restored);
+}
+
+/// A damaged record with saves after it is corruption, not a torn append: the load fails
+/// naming the log and the offset, and the log is left as it was.
+#[tokio::test]
+async fn a_damaged_record_before_the_last_fails_the_load_and_keeps_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.save(&[window("s/x", vec![plain_page(0, 1, 1.0)])], &[]).await.unwrap();
+    store.save(&[window("s/x", vec![plain_page(0, 1, 2.0)])], &[]).await.unwrap();
+    drop(store);
+    let path = dir.path().join(windowlog::FILE_NAME);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = super::reopen_for_test(dir.path()).unwrap().load().expect_err("damaged");
+    assert!(err.to_string().contains("windows.log at byte 8"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut off");
 }
