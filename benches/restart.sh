@@ -7,7 +7,9 @@
 #
 # With FULL_WINDOW=1 it then also times a start on a full 30-day window of state for the same
 # fleet, seeded through the real engine and store by `benches/restore.rs` (about 3 more
-# minutes and 2 GiB of disk): a store that has run for a month, not for RUN_FOR seconds.
+# minutes and 300 MiB of disk): a store that has run for a month, not for RUN_FOR seconds.
+# Then it restarts on that store three times warm and, as root, three times after dropping
+# the page cache.
 #
 #   benches/restart.sh
 #   SERVICES=100 RUN_FOR=20 benches/restart.sh
@@ -95,3 +97,21 @@ echo "seeding 30 days of state for the same fleet..."
 sed -e 's#^data_dir: .*#data_dir: full/data#' -e 's#^specs: .*#specs: full/specs#' \
     "$work/sloguard.yaml" > "$work/full.yaml"
 start_timed "$work/full.yaml" "$work/run3.log" "start with 30 days of state"
+
+# Then three more starts each with the page cache as it is and after dropping it (root only):
+# a reboot, or a host that reclaimed the idle store's pages, reads the whole store from disk.
+for round in 1 2 3; do
+    for cache in warm cold; do
+        kill -TERM "$daemon"
+        wait_exit "$daemon" 60
+        if [ "$cache" = cold ]; then
+            sync
+            if ! echo 3 2>/dev/null > /proc/sys/vm/drop_caches; then
+                echo "  (cannot drop the page cache without root: cold starts skipped)"
+                continue
+            fi
+        fi
+        echo "  window log: $(du -h "$work/full/data/windows.log" | cut -f1)"
+        start_timed "$work/full.yaml" "$work/run3.log" "restart, 30 days of state, $cache page cache"
+    done
+done

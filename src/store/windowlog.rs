@@ -31,8 +31,11 @@ pub(super) const FILE_NAME: &str = "windows.log";
 const MAGIC: &[u8; 8] = b"SLGWLOG1";
 const RECORD_HEAD: usize = 8;
 
-/// Superseded bytes tolerated beyond the live ones before a compaction is due: small stores
-/// would otherwise rewrite themselves every few flushes.
+/// Superseded bytes tolerated beyond the live ones before a compaction is due: half the live
+/// size, plus a floor so small stores do not rewrite themselves every few flushes. A start
+/// reads the whole log, so this bounds a restart; at 2x a cold start of 10,000 SLOs took 2.0 s
+/// just before a compaction, 1.4 s just after. The price is a rewrite of the live state
+/// (~130 MB at 10,000 SLOs) each time the log grows by half of it.
 const COMPACTION_SLACK: u64 = 8 << 20;
 
 /// The open log. Appends go through one handle behind the store's lock.
@@ -74,7 +77,7 @@ impl WindowLog {
 
     /// Whether the next save should be a compaction, written from the engine's full state.
     pub(super) fn wants_rewrite(&self) -> bool {
-        self.damaged || self.len > 2 * self.live_len + COMPACTION_SLACK
+        self.damaged || self.len > self.live_len + self.live_len / 2 + COMPACTION_SLACK
     }
 
     /// Reads every whole record, keeping the latest version of each header, page and series,
