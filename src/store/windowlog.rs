@@ -151,10 +151,13 @@ impl WindowLog {
             .and_then(|()| std::fs::rename(&fresh, &self.path))
             .and_then(|()| sync_dir(&self.path))
             .map_err(|e| self.error(e))?;
+        // Appends go through an append-mode handle: after a failed append is cut back, the
+        // next one must land at the new end, not at the old write position past it.
+        let appender = OpenOptions::new().append(true).open(&self.path).map_err(|e| self.error(e))?;
         self.len = (MAGIC.len() + record.len()) as u64;
         self.live_len = self.len;
         self.damaged = false;
-        self.file = Some(file);
+        self.file = Some(appender);
         Ok(())
     }
 }
