@@ -572,6 +572,12 @@ impl Core {
             }
         }
         self.pending_events.extend(events);
+        if !transitions.is_empty() {
+            // The windows a transition was decided on are saved before it: a restart must not
+            // restore a firing alert beside counters from before its incident, which would
+            // resolve it and page the same incident again under a new key.
+            self.save_windows().await;
+        }
         let stats = &self.shared.stats;
         if !self.pending_events.is_empty() || !transitions.is_empty() || !self.pending_items.is_empty() {
             match self.store.commit(&self.pending_events, &transitions, &self.pending_items).await {
@@ -598,9 +604,17 @@ impl Core {
         self.govern(now).await;
     }
 
+    /// Saves state, and evaluates again if events are still waiting to be committed.
+    async fn flush_all(&mut self) {
+        self.save_windows().await;
+        if !self.pending_events.is_empty() {
+            self.evaluate().await;
+        }
+    }
+
     /// Saves changed window pages and series last values; failed saves are retried next time.
     /// When the store asks for it (its log outgrew the live state), saves everything instead.
-    async fn flush_all(&mut self) {
+    async fn save_windows(&mut self) {
         let full = self.store.wants_full_save();
         if full {
             self.engine.mark_all_dirty();
@@ -618,9 +632,6 @@ impl Core {
             error!("saving state failed, will retry: {e}");
             self.pending_windows = windows;
             self.pending_series = series;
-        }
-        if !self.pending_events.is_empty() {
-            self.evaluate().await;
         }
     }
 
