@@ -9,7 +9,12 @@
 #      and p50, p90, p99, p99.9 and max in µs measured from each request's scheduled time
 #      (corrected for coordinated omission), then from its send time (uncorrected), then the
 #      generator's own pacing lateness. It fails the script if any request failed or was not 200.
-# Then the daemon's own evaluation time. Loopback only; bounded (about 50 s with the defaults).
+# As root, gate_rate then runs a second time with /dev/cpu_dma_latency held at 0, which keeps idle
+# CPUs polling instead of halting (what tuned's latency-performance profile does). On a VM with
+# the haltpoll idle driver, waking a halted vCPU waits on the host: on the 2-core dev VM a bare
+# 200 µs sleep overshoots by 0.7-1.1 ms at p99 with halting allowed and 0.12 ms with polling, so
+# the first run measures the machine's wake-ups as much as the daemon, and the second the daemon.
+# Then the daemon's own evaluation time. Loopback only; bounded (about 65 s with the defaults).
 #
 #   benches/gate_load.sh                      # defaults
 #   SERVICES=10 SLOS=10 DURATION=5s benches/gate_load.sh
@@ -71,6 +76,41 @@ gate_url="http://127.0.0.1:$api_port/v1/gate/checkout"
 echo "gate: $(curl -fsS "$gate_url" | head -c 160)..."
 
 wrk "-t$THREADS" "-c$CONNECTIONS" "-d$DURATION" --latency "$gate_url"
-"$rate_bin" --url "$gate_url" --rate "$RATE" --duration "$DURATION" --connections "$RATE_CONNECTIONS"
+gate_buckets() {
+    curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -F 'sloguard_http_request_duration_seconds_bucket{route="/v1/gate/{service}"'
+}
+# gate_rate, then the same requests as the daemon timed them (its handler histogram's increase
+# over the run): the part of the latency that is sloguard's, without the kernel or the client.
+rate() {
+    local before
+    before=$(gate_buckets)
+    "$rate_bin" --url "$gate_url" --rate "$RATE" --duration "$DURATION" --connections "$RATE_CONNECTIONS"
+    python3 -c '
+import re, sys
+def buckets(text):
+    return {m[1]: float(m[2]) for m in re.finditer(r"le=\"([^\"]+)\"\} (\S+)", text)}
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+delta = sorted(((float(le), after[le] - before.get(le, 0)) for le in after), key=lambda b: b[0])
+total = delta[-1][1]
+shares = "  ".join(f"<= {le * 1e6:g} µs {100 * n / total:.2f}%" for le, n in delta if le <= 0.001)
+p99 = next(le for le, n in delta if n >= 0.99 * total)
+print(f"in the daemon (handler)              {int(total)} requests: {shares}  p99 <= {p99 * 1e6:g} µs")
+' "$before" "$(gate_buckets)"
+}
+echo "--- idle states as the machine has them"
+rate
+if [ -w /dev/cpu_dma_latency ]; then
+    echo "--- idle states held at polling (/dev/cpu_dma_latency = 0)"
+    # The latency request lasts as long as the file stays open.
+    python3 -c 'import os, signal, struct
+fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+os.write(fd, struct.pack("i", 0))
+signal.pause()' &
+    polling_pid=$!
+    started_pids+=("$polling_pid")
+    sleep 0.2
+    rate
+    kill "$polling_pid"
+fi
 
 curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -E '^sloguard_evaluation_duration_seconds |^sloguard_evaluations_total '

@@ -5,8 +5,12 @@
 //! An undefined value (a window without traffic) is left out rather than written as NaN: an
 //! absent series is how Prometheus says "no data", and comparisons on it stay false.
 
+mod histogram;
+
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+
+pub use histogram::{Histogram, Reading};
 
 use crate::daemon::Stats;
 use crate::exposition::escape_label_value;
@@ -170,6 +174,15 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
     out.family("sloguard_uncommitted_events", "gauge", "Events evaluated but not yet durable (store failing).");
     out.sample("sloguard_uncommitted_events", &[], load(&stats.n_pending_events));
     render_notify(&mut out, &stats.notify);
+    let name = "sloguard_http_request_duration_seconds";
+    out.family(
+        name,
+        "histogram",
+        "Time from a request reaching its route to its response being ready, per route (the path template).",
+    );
+    for (route, histogram) in stats.requests.per_route() {
+        out.histogram(name, &[("route", route)], &histogram);
+    }
     out.text
 }
 
@@ -192,16 +205,7 @@ fn render_notify(out: &mut Families, stats: &crate::notify::NotifyStats) {
     }
     let name = "sloguard_notification_delivery_seconds";
     out.family(name, "histogram", "Time from the decision (event or planned reminder) to confirmed delivery.");
-    let (buckets, sum) = stats.latency();
-    let bucket_name = format!("{name}_bucket");
-    let mut count = 0;
-    for (bound, cumulative) in &buckets {
-        let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
-        out.sample(&bucket_name, &[("le", &le)], *cumulative as f64);
-        count = *cumulative;
-    }
-    out.sample(&format!("{name}_sum"), &[], sum);
-    out.sample(&format!("{name}_count"), &[], count as f64);
+    out.histogram(name, &[], &stats.latency());
 }
 
 #[derive(Default)]
@@ -210,6 +214,18 @@ struct Families {
 }
 
 impl Families {
+    /// One histogram's `_bucket`, `_sum` and `_count` samples.
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], Reading { buckets, sum }: &Reading) {
+        let bucket_name = format!("{name}_bucket");
+        for (bound, cumulative) in buckets {
+            let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
+            let with_le: Vec<(&str, &str)> = labels.iter().copied().chain([("le", le.as_str())]).collect();
+            self.sample(&bucket_name, &with_le, *cumulative as f64);
+        }
+        self.sample(&format!("{name}_sum"), labels, *sum);
+        self.sample(&format!("{name}_count"), labels, buckets.last().map_or(0, |(_, count)| *count) as f64);
+    }
+
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }

@@ -12,6 +12,7 @@ mod gate;
 mod governance;
 #[cfg(test)]
 mod tests;
+mod timing;
 
 use std::sync::Arc;
 
@@ -19,8 +20,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, delete, get, post};
+use axum::{Json, Router, middleware};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -29,30 +30,54 @@ use crate::daemon::Shared;
 use crate::duration::parse_duration;
 use crate::policy::{self, GateRequest};
 use crate::status::Snapshot;
+pub use timing::RequestStats;
 
 /// Events returned when the caller gives no `limit`.
 const DEFAULT_EVENT_LIMIT: usize = 1_000;
 /// Upper bound on `limit`, so one request cannot make the daemon serialize its whole log.
 const MAX_EVENT_LIMIT: usize = 10_000;
 
+/// Every route's path template, in the order of the handlers in [`router`]; `/metrics` labels
+/// request durations with them.
+const ROUTES: [&str; 13] = [
+    "/v1/services",
+    "/v1/services/{service}",
+    "/v1/gate/{service}",
+    "/v1/flagger/gate",
+    "/v1/services/{service}/overrides",
+    "/v1/services/{service}/overrides/{id}",
+    "/v1/services/{service}/corrections",
+    "/v1/services/{service}/corrections/{id}",
+    "/v1/audit",
+    "/v1/events",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+];
+
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/v1/services", get(services))
-        .route("/v1/services/{service}", get(service))
-        .route("/v1/gate/{service}", get(gate::gate))
-        .route("/v1/flagger/gate", post(gate::flagger))
-        .route("/v1/services/{service}/overrides", get(governance::list_overrides).post(governance::create_override))
-        .route("/v1/services/{service}/overrides/{id}", delete(governance::delete_override))
-        .route(
-            "/v1/services/{service}/corrections",
-            get(governance::list_corrections).post(governance::create_correction),
-        )
-        .route("/v1/services/{service}/corrections/{id}", delete(governance::delete_correction))
-        .route("/v1/audit", get(governance::audit))
-        .route("/v1/events", get(events))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
+    let handlers: [MethodRouter<Arc<Shared>>; ROUTES.len()] = [
+        get(services),
+        get(service),
+        get(gate::gate),
+        post(gate::flagger),
+        get(governance::list_overrides).post(governance::create_override),
+        delete(governance::delete_override),
+        get(governance::list_corrections).post(governance::create_correction),
+        delete(governance::delete_correction),
+        get(governance::audit),
+        get(events),
+        get(metrics),
+        get(|| async { Json(json!({"status": "ok"})) }),
+        get(readyz),
+    ];
+    let timed =
+        |route| middleware::from_fn_with_state(timing::Timed { shared: shared.clone(), route }, timing::time_request);
+    ROUTES
+        .into_iter()
+        .zip(handlers)
+        .enumerate()
+        .fold(Router::new(), |router, (route, (path, handler))| router.route(path, handler.layer(timed(route))))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async { problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here") })
         .with_state(shared)

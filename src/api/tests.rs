@@ -344,3 +344,23 @@ async fn metrics_expose_the_gate_decision_for_prometheus_only_tools() {
     api.post("/v1/services/checkout/overrides", Some(TOKEN), override_body()).await;
     assert!(metrics().await.lines().any(|l| l == r#"sloguard_gate_decision{service="checkout",decision="allow"} 1"#));
 }
+
+#[tokio::test]
+async fn metrics_time_each_request_under_its_route_template() {
+    let api = api(None).await;
+    for path in ["/v1/gate/checkout", "/v1/gate/payments?change=hotfix", "/v1/gate/nope", "/healthz", "/no/such/path"] {
+        api.get(path).await;
+    }
+    let page = api.client.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
+    let samples = crate::exposition::parse_strict(page.as_bytes()).expect("valid exposition");
+    let value = |series: &str| samples.iter().find(|s| s.series == series).map(|s| s.value);
+    let count = |route: &str| value(&format!(r#"sloguard_http_request_duration_seconds_count{{route="{route}"}}"#));
+    assert_eq!(count("/v1/gate/{service}"), Some(3.0), "a 404 for an unknown service is still the gate route");
+    assert_eq!(count("/healthz"), Some(1.0));
+    assert_eq!(count("/v1/events"), Some(0.0));
+    let all: f64 =
+        samples.iter().filter(|s| s.name == "sloguard_http_request_duration_seconds_count").map(|s| s.value).sum();
+    assert_eq!(all, 4.0, "an unmatched path is no route's; /metrics itself is timed after it renders");
+    let within_a_second = value(r#"sloguard_http_request_duration_seconds_bucket{route="/v1/gate/{service}",le="1"}"#);
+    assert_eq!(within_a_second, Some(3.0));
+}

@@ -103,6 +103,8 @@ pub struct Stats {
     pub n_pending_events: AtomicU64,
     /// Written by the delivery task.
     pub notify: Arc<NotifyStats>,
+    /// Written by the API.
+    pub requests: crate::api::RequestStats,
 }
 
 impl Shared {

@@ -3,8 +3,10 @@
 //! `metrics::render`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::clock::Millis;
+use crate::metrics::{Histogram, Reading};
 
 /// The transports, in the order counters are kept and rendered.
 pub const ROUTE_KINDS: [&str; 5] = ["slack", "email", "webhook", "alertmanager", "pagerduty"];
@@ -13,15 +15,23 @@ pub const ROUTE_KINDS: [&str; 5] = ["slack", "email", "webhook", "alertmanager",
 /// healthy remote API, minutes retries and backoff, an hour a real outage.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
 
-#[derive(Default)]
 pub struct NotifyStats {
     /// Items in the outbox after the last delivery pass.
     pub outbox_depth: AtomicU64,
     delivered: [AtomicU64; ROUTE_KINDS.len()],
     failures: [AtomicU64; ROUTE_KINDS.len()],
-    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then `+Inf`.
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    latency_sum_ms: AtomicU64,
+    latency: Histogram<{ LATENCY_BUCKETS.len() }>,
+}
+
+impl Default for NotifyStats {
+    fn default() -> Self {
+        NotifyStats {
+            outbox_depth: AtomicU64::new(0),
+            delivered: Default::default(),
+            failures: Default::default(),
+            latency: Histogram::new(&LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl NotifyStats {
@@ -29,13 +39,7 @@ impl NotifyStats {
         if let Some(i) = index(route_kind) {
             self.delivered[i].fetch_add(1, Ordering::Relaxed);
         }
-        let seconds = latency.max(0) as f64 / 1000.0;
-        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS.iter().chain([&f64::INFINITY])) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_sum_ms.fetch_add(latency.max(0) as u64, Ordering::Relaxed);
+        self.latency.observe(Duration::from_millis(latency.max(0) as u64));
     }
 
     pub fn failed(&self, route_kind: &str) {
@@ -51,15 +55,8 @@ impl NotifyStats {
         })
     }
 
-    /// `(upper bound, cumulative count)` per bucket including `+Inf`, and the sum in seconds.
-    pub fn latency(&self) -> (Vec<(f64, u64)>, f64) {
-        let buckets = LATENCY_BUCKETS
-            .iter()
-            .chain([&f64::INFINITY])
-            .zip(&self.latency_buckets)
-            .map(|(bound, count)| (*bound, count.load(Ordering::Relaxed)))
-            .collect();
-        (buckets, self.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0)
+    pub fn latency(&self) -> Reading {
+        self.latency.read()
     }
 }
 

@@ -428,7 +428,7 @@ async fn a_delivered_item_leaves_the_outbox_with_its_receipt() {
     let (delivered, failures) =
         rig.stats.per_route_kind().find(|(k, ..)| *k == "slack").map(|(_, d, f)| (d, f)).unwrap();
     assert_eq!((delivered, failures), (1, 0));
-    let (buckets, sum) = rig.stats.latency();
+    let crate::metrics::Reading { buckets, sum } = rig.stats.latency();
     assert_eq!(buckets.iter().find(|(le, _)| *le == 0.1).unwrap().1, 0);
     assert_eq!(buckets.iter().find(|(le, _)| *le == 0.25).unwrap().1, 1, "buckets are `le`");
     assert_eq!(sum, 0.25);
