@@ -14,6 +14,9 @@
 # the haltpoll idle driver, waking a halted vCPU waits on the host: on the 2-core dev VM a bare
 # 200 µs sleep overshoots by 0.7-1.1 ms at p99 with halting allowed and 0.12 ms with polling, so
 # the first run measures the machine's wake-ups as much as the daemon, and the second the daemon.
+# Each run also prints the steal time over it (a host that preempts the VM stalls the generator
+# and the daemon alike, for milliseconds) and the gate's latency as the daemon's handler
+# histogram timed it, which leaves out the kernel, the client and such stalls between requests.
 # Then the daemon's own evaluation time. Loopback only; bounded (about 65 s with the defaults).
 #
 #   benches/gate_load.sh                      # defaults
@@ -77,19 +80,33 @@ echo "gate: $(curl -fsS "$gate_url" | head -c 160)..."
 
 wrk "-t$THREADS" "-c$CONNECTIONS" "-d$DURATION" --latency "$gate_url"
 gate_buckets() {
-    curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -F 'sloguard_http_request_duration_seconds_bucket{route="/v1/gate/{service}"'
+    # Empty for a build from before the histogram (SLOGUARD= an older binary, for A/B runs).
+    curl -fsS "http://127.0.0.1:$api_port/metrics" | grep -F 'sloguard_http_request_duration_seconds_bucket{route="/v1/gate/{service}"' || true
 }
 # gate_rate, then the same requests as the daemon timed them (its handler histogram's increase
 # over the run): the part of the latency that is sloguard's, without the kernel or the client.
+# The machine's CPU time so far, as /proc/stat's first line: "cpu user nice system idle ...".
+cpu_times() { head -1 /proc/stat; }
 rate() {
-    local before
+    local before cpu_before
     before=$(gate_buckets)
+    cpu_before=$(cpu_times)
     "$rate_bin" --url "$gate_url" --rate "$RATE" --duration "$DURATION" --connections "$RATE_CONNECTIONS"
+    # Steal: time a VM's vCPUs were runnable but the host ran something else. Every process
+    # stalls then, the generator included, so a run with steal measures the host's tail.
+    python3 -c '
+import sys
+before, after = ([int(v) for v in line.split()[1:]] for line in sys.argv[1:])
+delta = [a - b for a, b in zip(after, before)]
+print(f"steal during the run                 {100 * delta[7] / sum(delta):.2f}% of CPU time")
+' "$cpu_before" "$(cpu_times)"
     python3 -c '
 import re, sys
 def buckets(text):
     return {m[1]: float(m[2]) for m in re.finditer(r"le=\"([^\"]+)\"\} (\S+)", text)}
 before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+if not after:
+    sys.exit(print("in the daemon (handler)              not exported by this build"))
 delta = sorted(((float(le), after[le] - before.get(le, 0)) for le in after), key=lambda b: b[0])
 total = delta[-1][1]
 shares = "  ".join(f"<= {le * 1e6:g} µs {100 * n / total:.2f}%" for le, n in delta if le <= 0.001)
