@@ -239,6 +239,7 @@ struct Folded<'a> {
     series: HashMap<(&'a str, &'a str), (i64, f64)>,
 }
 
+#[derive(Default)]
 struct FoldedWindow<'a> {
     fingerprint: u64,
     header: &'a [u8],
@@ -254,8 +255,7 @@ impl<'a> Folded<'a> {
             let fingerprint = input.u64()?;
             let replaces_all = input.byte()? != 0;
             let header = input.bytes()?;
-            let window =
-                self.windows.entry(slo).or_insert_with(|| FoldedWindow { fingerprint, header, pages: Vec::new() });
+            let window = self.windows.entry(slo).or_default();
             (window.fingerprint, window.header) = (fingerprint, header);
             if replaces_all {
                 window.pages.clear();
