@@ -10,8 +10,9 @@
 //! Layout: the magic `SLGWLOG1`, then records: payload length (u32 LE), CRC-32 of the payload
 //! (u32 LE), payload. One save is one record, so it is atomic: a torn last record (a crash
 //! mid-append) is cut off when the log is next read. A damaged record with whole records after
-//! it is not a torn append but corruption, and the read fails naming its offset. A compaction writes the whole
-//! state as one record into `windows.log.new`, syncs it and renames it over the log.
+//! it is not a torn append but corruption, and the read fails naming its offset. A compaction
+//! writes the whole state as one record into `windows.log.new`, syncs it and renames it over
+//! the log.
 //!
 //! Payload: a varint count of windows, each the SLO id, its fingerprint (u64 LE), a
 //! replaces-all byte, its header as JSON and a varint count of pages, each level, index and the
