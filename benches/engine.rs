@@ -50,7 +50,7 @@ fn warmed_engine(n: usize, minutes: i64) -> (Engine, Millis) {
     let mut engine = Engine::new(&specs(n), EngineOptions::default());
     let text = series(n, minutes);
     let samples = exposition::parse_strict(text.as_bytes()).expect("bench series");
-    let source = engine.source("bench");
+    let source = engine.source("bench", sloguard::engine::Serves::Every);
     let mut last = T0;
     for s in &samples {
         let id = engine.series(source, s.series, s.name, &s.labels);
@@ -144,7 +144,7 @@ fn scrape_50k_series(c: &mut Criterion) {
         let pages: Vec<String> = (0..4).map(|tick| scrape_page(n_slos, N_SERIES, tick)).collect();
         // Steady state: every series already resolved, counters moving, one evaluation.
         let mut engine = Engine::new(&specs, EngineOptions::default());
-        let source = engine.source("bench");
+        let source = engine.source("bench", sloguard::engine::Serves::Every);
         let mut at = T0;
         let mut tick = 0;
         group.bench_function(format!("steady_{n_slos}_slos"), |b| {
@@ -160,7 +160,7 @@ fn scrape_50k_series(c: &mut Criterion) {
             b.iter_batched(
                 || Engine::new(&specs, EngineOptions::default()),
                 |mut engine| {
-                    let source = engine.source("bench");
+                    let source = engine.source("bench", sloguard::engine::Serves::Every);
                     scrape_cycle(&mut engine, source, pages[0].as_bytes(), T0)
                 },
                 criterion::BatchSize::LargeInput,

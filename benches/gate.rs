@@ -48,7 +48,7 @@ fn specs() -> Vec<ServiceSpec> {
 fn snapshot(now: Millis) -> Snapshot {
     let specs = specs();
     let mut engine = Engine::new(&specs, EngineOptions::default());
-    let source = engine.source("bench");
+    let source = engine.source("bench", sloguard::engine::Serves::Every);
     for m in 0..=60 {
         let at = now - HOUR + m * MINUTE;
         for i in 0..N_SERVICES {

@@ -128,7 +128,7 @@ fn readings(engine: &Engine, at: Millis) -> Readings {
 async fn seed(specs: &[ServiceSpec], args: &Args, data_dir: &Path) -> Readings {
     let store = Store::open(data_dir).expect("store");
     let mut engine = Engine::new(specs, EngineOptions { max_sample_gap: Some(2 * HOUR) });
-    let source = engine.source(&args.target);
+    let source = engine.source(&args.target, sloguard::engine::Serves::Every);
     let series = fleet_series(specs, &mut engine, source);
     let now = SystemClock.now() / MINUTE * MINUTE;
     let start = now - args.days * DAY;

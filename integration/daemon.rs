@@ -317,3 +317,43 @@ async fn bad_config_or_spec_exits_64_with_file_line_column() {
     let expected = format!("{}:4:16: slos[0].objective: ", specs.join("x.yaml").display());
     assert!(stderr.lines().any(|l| l.starts_with(&expected)), "want {expected:?} in:\n{stderr}");
 }
+
+/// The wrong-page bug of the hardening issue: series were matched against every service's
+/// selectors whatever target they came from, so a target of `a` exposing
+/// `http_requests_total{job="ok",code="500"}` paged and froze `b`, whose SLO selects `job="ok"`
+/// from its own target. Now a target feeds only the services that list it; `c` lists the failing
+/// target too and so pages with `a`.
+#[tokio::test]
+async fn a_target_feeds_only_the_services_that_list_it() {
+    crate::support::init();
+    let failing = Target::start("ok", 100_000).await;
+    let healthy = Target::start("ok", 100_000).await;
+    failing.set_traffic(10, 0);
+    healthy.set_traffic(10, 0);
+    let daemon = Daemon::start(&[
+        ("a.yaml", scrape_spec("a", "ok", "99.9", &[failing.url()])),
+        ("b.yaml", scrape_spec("b", "ok", "99.9", &[healthy.url()])),
+        ("c.yaml", scrape_spec("c", "ok", "99.9", &[failing.url()])),
+    ])
+    .await;
+    for service in ["a", "b", "c"] {
+        daemon.wait_for("within budget", SEE, &format!("/v1/gate/{service}"), |g| g["decision"] == "allow").await;
+    }
+
+    failing.set_traffic(0, 10);
+    for service in ["a", "c"] {
+        daemon
+            .wait_for("page firing and frozen", SEE, &format!("/v1/services/{service}"), |s| {
+                alert(s, &slo(service), "page").0 && s["frozen"] == true
+            })
+            .await;
+    }
+    // `a` and `c` were decided in the same evaluations as `b`, so `b` has seen the failures too,
+    // had they reached it.
+    let b = daemon.service("b").await;
+    assert!(!alert(&b, &slo("b"), "page").0 && !alert(&b, &slo("b"), "ticket").0, "{b}");
+    assert_eq!(b["frozen"], false, "{b}");
+    assert!(close(budget(&b, &slo("b")), 1.0), "{b}");
+    assert_eq!(daemon.gate("b").await["decision"], "allow");
+    assert_eq!(daemon.events("b").await, Vec::<Value>::new());
+}

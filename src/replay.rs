@@ -6,7 +6,7 @@
 //! specifies. It writes nothing itself: events go to a callback, so the CLI decides the format.
 
 use crate::clock::Millis;
-use crate::engine::{Engine, EngineOptions, Event, SeriesId};
+use crate::engine::{Engine, EngineOptions, Event, SeriesId, Serves};
 use crate::exposition::{self, ParseError};
 use crate::spec::ServiceSpec;
 
@@ -80,7 +80,7 @@ struct TimedSample {
 /// timestamps keep file order).
 fn timeline(engine: &mut Engine, series: &[u8]) -> Result<Vec<TimedSample>, ReplayError> {
     let parsed = exposition::parse_strict(series)?;
-    let source = engine.source("replay");
+    let source = engine.source("replay", Serves::Every);
     let mut samples = Vec::with_capacity(parsed.len());
     for s in &parsed {
         let at = s.timestamp_ms.ok_or_else(|| ReplayError::MissingTimestamp { series: s.series.to_string() })?;

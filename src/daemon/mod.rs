@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
 use crate::config::DaemonConfig;
-use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, WindowRecord};
+use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, Serves, WindowRecord};
 use crate::exposition;
 use crate::notify::{self, Deliverer, NotifyStats, OutboxItem, ReportDeps, Settings, Transports};
 use crate::policy::Decision;
@@ -319,7 +319,7 @@ async fn backfill(engine: &mut Engine, specs: &[ServiceSpec], plans: &[SourcePla
             .filter_map(|s| engine.backfill_start(&s.service, now))
             .min();
         let Some(start) = start else { continue };
-        let source = engine.source(&plan.url);
+        let source = engine.source(&plan.url, Serves::Services(&plan.services));
         let started = Instant::now();
         let mut points: Vec<(Millis, crate::engine::SeriesId, f64)> = Vec::new();
         for selector in selectors {
@@ -505,7 +505,7 @@ impl Core {
         health.n_attempts += 1;
         health.last_attempt = Some(fetched.at);
         health.last_duration_s = Some(fetched.took.as_secs_f64());
-        let source = self.engine.source(&plan.url);
+        let source = self.engine.source(&plan.url, Serves::Services(&plan.services));
         let outcome = match fetched.result {
             Err(e) => Err(e),
             Ok(Payload::Exposition(body)) => {

@@ -33,6 +33,8 @@ pub(super) enum Payload {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct SourcePlan {
     pub url: String,
+    /// The services that list this source, in spec order: the only ones its series may feed.
+    pub services: Vec<String>,
     pub kind: PlanKind,
     pub interval: Duration,
     pub timeout: Duration,
@@ -58,22 +60,29 @@ impl PlanKind {
 }
 
 /// Every distinct source the specs name. A URL named by several services is polled once, with
-/// the first service's interval and HTTP options (specs are sorted by file name).
+/// the first service's interval and HTTP options (specs are sorted by file name), and feeds each
+/// of those services.
 pub(super) fn plan(specs: &[ServiceSpec]) -> Vec<SourcePlan> {
     let mut plans: Vec<SourcePlan> = Vec::new();
     for spec in specs {
         match &spec.source {
             Some(Source::Scrape(scrape)) => {
                 for url in &scrape.targets {
-                    if !plans.iter().any(|p| &p.url == url) {
-                        plans.push(SourcePlan {
-                            url: url.clone(),
-                            kind: PlanKind::Scrape,
-                            interval: scrape.interval,
-                            timeout: scrape.timeout,
-                            http: scrape.http.clone(),
-                        });
-                    }
+                    let index = match plans.iter().position(|p| &p.url == url) {
+                        Some(i) => i,
+                        None => {
+                            plans.push(SourcePlan {
+                                url: url.clone(),
+                                services: Vec::new(),
+                                kind: PlanKind::Scrape,
+                                interval: scrape.interval,
+                                timeout: scrape.timeout,
+                                http: scrape.http.clone(),
+                            });
+                            plans.len() - 1
+                        }
+                    };
+                    serve(&mut plans[index], &spec.service);
                 }
             }
             Some(Source::Prometheus(prom)) => {
@@ -82,6 +91,7 @@ pub(super) fn plan(specs: &[ServiceSpec]) -> Vec<SourcePlan> {
                     None => {
                         plans.push(SourcePlan {
                             url: prom.url.clone(),
+                            services: Vec::new(),
                             kind: PlanKind::Prometheus { selectors: Vec::new() },
                             interval: prom.interval,
                             timeout: prom.timeout,
@@ -90,6 +100,7 @@ pub(super) fn plan(specs: &[ServiceSpec]) -> Vec<SourcePlan> {
                         plans.len() - 1
                     }
                 };
+                serve(&mut plans[index], &spec.service);
                 if let PlanKind::Prometheus { selectors } = &mut plans[index].kind {
                     for selector in spec_selectors(spec) {
                         if !selectors.contains(&selector) {
@@ -102,6 +113,12 @@ pub(super) fn plan(specs: &[ServiceSpec]) -> Vec<SourcePlan> {
         }
     }
     plans
+}
+
+fn serve(plan: &mut SourcePlan, service: &str) {
+    if !plan.services.iter().any(|s| s == service) {
+        plan.services.push(service.to_string());
+    }
 }
 
 /// The selector texts of every SLI in a spec.

@@ -38,6 +38,19 @@ use crate::spec::{Policy, ServiceSpec, Severity, Sli};
 /// per source, so two replicas exposing identical series text are two series, summed as usual.
 pub type SourceId = u32;
 
+/// Which services' SLOs a source's series may feed.
+///
+/// A series is matched only against the selectors of the services its source serves, so a
+/// target listed by one service can never page or freeze another that happens to select the
+/// same metric names and labels. Two services share a target only by each listing it.
+#[derive(Debug, Clone, Copy)]
+pub enum Serves<'a> {
+    /// Every service of the engine: `replay`, whose series file is the specs' only input.
+    Every,
+    /// These services (by name); a name the engine does not know is ignored.
+    Services(&'a [String]),
+}
+
 /// A handle to a series the engine has seen, for drivers that resolve once and observe often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SeriesId(u32);
@@ -156,6 +169,9 @@ pub struct Engine {
     services: Vec<ServiceState>,
     selectors: SelectorIndex,
     source_names: Vec<String>,
+    /// Per source, the services (indices into `services`) whose SLOs its series may feed;
+    /// `None` for every service.
+    source_services: Vec<Option<Vec<usize>>>,
     series_by_source: Vec<HashMap<Arc<str>, SeriesId>>,
     /// Per source, the series resolved last, whose `next` guesses the following one.
     last_resolved: Vec<Option<SeriesId>>,
@@ -172,6 +188,7 @@ impl Engine {
             services: Vec::new(),
             selectors: SelectorIndex::default(),
             source_names: Vec::new(),
+            source_services: Vec::new(),
             series_by_source: Vec::new(),
             last_resolved: Vec::new(),
             series: Vec::new(),
@@ -255,19 +272,28 @@ impl Engine {
     }
 
     /// Registers (or finds) a sample source by a name stable across restarts, such as a target
-    /// URL; persisted series last values are keyed by it.
-    pub fn source(&mut self, name: &str) -> SourceId {
+    /// URL; persisted series last values are keyed by it. `serves` is fixed at registration:
+    /// drivers register a source with the services that list it, and a reload builds a new
+    /// engine, so a source's services cannot change under series already resolved.
+    pub fn source(&mut self, name: &str, serves: Serves) -> SourceId {
         if let Some(i) = self.source_names.iter().position(|n| n == name) {
             return i as SourceId;
         }
+        let services = match serves {
+            Serves::Every => None,
+            Serves::Services(names) => Some(
+                self.services.iter().enumerate().filter(|(_, s)| names.contains(&s.name)).map(|(i, _)| i).collect(),
+            ),
+        };
         self.source_names.push(name.to_string());
+        self.source_services.push(services);
         self.series_by_source.push(HashMap::new());
         self.last_resolved.push(None);
         (self.source_names.len() - 1) as SourceId
     }
 
-    /// Resolves a series to a handle, matching it against every selector the first time it is
-    /// seen. `key` identifies the series within `source` (the exposition's `name{labels}` text).
+    /// Resolves a series to a handle, matching it against the selectors of the services its
+    /// source serves the first time it is seen. `key` identifies the series within `source` (the exposition's `name{labels}` text).
     pub fn series<L: LabelSet + ?Sized>(&mut self, source: SourceId, key: &str, name: &str, labels: &L) -> SeriesId {
         let source = source as usize;
         // A target lists its series in the same order every scrape, so the series that followed
@@ -295,7 +321,10 @@ impl Engine {
         if let Some(&id) = self.series_by_source[source].get(key) {
             return id;
         }
-        let feeds = self.selectors.matching(name, labels);
+        let mut feeds = self.selectors.matching(name, labels);
+        if let Some(services) = &self.source_services[source] {
+            feeds.retain(|feed| services.contains(&self.slos[feed.slo as usize].service));
+        }
         let last = if self.pending_last.is_empty() {
             None
         } else {

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::clock::{DAY, MINUTE, Millis, rfc3339};
+use crate::engine::Serves;
 use crate::replay::replay;
 use crate::spec::parse_spec;
 
@@ -281,7 +282,7 @@ fn drive(
     assert!(engine.set_exclusions(&spec.service, exclusions));
     let text = series_text(script);
     let samples = crate::exposition::parse_strict(text.as_bytes()).expect("series");
-    let source = engine.source("test");
+    let source = engine.source("test", Serves::Every);
     let mut events = Vec::new();
     for batch in samples.chunk_by(|a, b| a.timestamp_ms == b.timestamp_ms) {
         let at = batch[0].timestamp_ms.expect("timestamped");
@@ -377,7 +378,7 @@ fn restored_series_values_continue_counting_across_a_restart() {
         1_000_000 + 11 * 6000,
         50_000 + 10 * 6 + 600
     );
-    let source = restored.source("test");
+    let source = restored.source("test", Serves::Every);
     for s in crate::exposition::parse_strict(next.as_bytes()).expect("series") {
         let id = restored.series(source, s.series, s.name, &s.labels);
         restored.observe(id, at, s.value);
@@ -418,7 +419,7 @@ fn backfill_points(
     source: &str,
     script: &[Step],
 ) -> Vec<(Millis, crate::engine::SeriesId, f64)> {
-    let source = engine.source(source);
+    let source = engine.source(source, Serves::Every);
     let text = series_text(script);
     crate::exposition::parse_strict(text.as_bytes())
         .unwrap()
@@ -571,7 +572,7 @@ fn resolve_reports_the_budget_an_incident_burned() {
 #[test]
 fn a_series_keeps_its_handle_whatever_order_the_scrapes_list_it_in() {
     let mut engine = crate::engine::Engine::new(&[], crate::engine::EngineOptions::default());
-    let sources = [engine.source("a"), engine.source("b")];
+    let sources = [engine.source("a", Serves::Every), engine.source("b", Serves::Every)];
     let keys: Vec<String> = (0..6).map(|i| format!("req{{i=\"{i}\"}}")).collect();
     let no_labels: &[(String, String)] = &[];
     let scrapes: [&[usize]; 7] =
@@ -591,4 +592,34 @@ fn a_series_keeps_its_handle_whatever_order_the_scrapes_list_it_in() {
     }
     let distinct: std::collections::HashSet<_> = handles.values().collect();
     assert_eq!(distinct.len(), handles.len(), "two series share a handle: {handles:?}");
+}
+
+/// A series reaches only the SLOs of the services its source serves: a target listed by `a`
+/// that fails every request pages and freezes `a`, while `b`, selecting the very same series
+/// from its own healthy target, sees only its own traffic. A source listed by both feeds both.
+#[test]
+fn a_source_feeds_only_the_services_that_list_it() {
+    let spec = |service: &str| spec_of(&AVAILABILITY.replace("service: svc", &format!("service: {service}")));
+    let specs = [spec("a"), spec("b"), spec("c")];
+    let mut engine = crate::engine::Engine::new(&specs, crate::engine::EngineOptions::default());
+    let [a, b, c] = ["a", "b", "c"].map(String::from);
+    let failing = engine.source("failing", Serves::Services(&[a.clone(), c]));
+    let healthy = engine.source("healthy", Serves::Services(&[b]));
+    let ok: &[(String, String)] = &[("code".into(), "200".into())];
+    let err: &[(String, String)] = &[("code".into(), "500".into())];
+    let mut events = Vec::new();
+    for minute in 0..30 {
+        let at = T0 + minute * MINUTE;
+        for (source, errors) in [(failing, 100 * minute as u64), (healthy, 0)] {
+            let good = engine.series(source, "req{code=\"200\"}", "req", ok);
+            engine.observe(good, at, 1_000.0 * minute as f64);
+            let bad = engine.series(source, "req{code=\"500\"}", "req", err);
+            engine.observe(bad, at, errors as f64);
+        }
+        events.extend(engine.evaluate(at).iter().map(|e| format!("{} {}", e.name(), e.service())));
+    }
+    assert!(events.contains(&"freeze a".to_string()) && events.contains(&"freeze c".to_string()), "{events:?}");
+    assert!(events.iter().all(|e| !e.ends_with(" b")), "b saw another service's target: {events:?}");
+    let b_budget = engine.slo_views().find(|v| v.service() == "b").and_then(|v| v.budget_remaining());
+    assert_eq!(b_budget, Some(1.0));
 }
