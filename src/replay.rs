@@ -2,10 +2,12 @@
 //!
 //! Owns turning a text-exposition file with millisecond timestamps (a concatenation of scrapes,
 //! or `promtool tsdb dump` output, which is ordered by series rather than time) into evaluation
-//! instants. It evaluates at every distinct sample timestamp, exactly as the conformance suite
-//! specifies. It writes nothing itself: events go to a callback, so the CLI decides the format.
+//! instants. It evaluates at every distinct sample timestamp and at every whole minute from the
+//! first sample to the last, exactly as the conformance suite specifies: the minutes are what
+//! the daemon's clock would give, so a gap in the data is seen (`no_data`) while it lasts. It
+//! writes nothing itself: events go to a callback, so the CLI decides the format.
 
-use crate::clock::Millis;
+use crate::clock::{MINUTE, Millis};
 use crate::engine::{Engine, EngineOptions, Event, SeriesId, Serves};
 use crate::exposition::{self, ParseError};
 use crate::spec::ServiceSpec;
@@ -47,10 +49,22 @@ pub fn replay(specs: &[ServiceSpec], series: &[u8], mut on_event: impl FnMut(&Ev
     let mut summary = Summary { n_samples: samples.len(), ..Summary::default() };
     summary.slos = engine.slo_views().map(|v| (v.id().to_string(), SloSummary::default())).collect();
 
-    for batch in samples.chunk_by(|a, b| a.at == b.at) {
-        let at = batch[0].at;
-        for sample in batch {
-            engine.observe(sample.series, at, sample.value);
+    let mut batches = samples.chunk_by(|a, b| a.at == b.at).peekable();
+    let mut next_minute = samples.first().map(|s| ceil_to_minute(s.at));
+    loop {
+        let next_batch = batches.peek().map(|b| b[0].at);
+        let at = match (next_batch, next_minute) {
+            (Some(b), Some(m)) => b.min(m),
+            (Some(b), None) => b,
+            (None, _) => break,
+        };
+        if next_batch == Some(at) {
+            for sample in batches.next().expect("peeked") {
+                engine.observe(sample.series, at, sample.value);
+            }
+        }
+        if next_minute == Some(at) {
+            next_minute = Some(at + MINUTE);
         }
         for event in engine.evaluate(at) {
             if let Some(entry) = summary.slos.iter_mut().find(|(id, _)| Some(id.as_str()) == event_slo(&event)) {
@@ -67,6 +81,11 @@ pub fn replay(specs: &[ServiceSpec], series: &[u8], mut on_event: impl FnMut(&Ev
         entry.budget_remaining = view.budget_remaining();
     }
     Ok(summary)
+}
+
+/// The first whole minute (a multiple of 60 s since the epoch) at or after `at`.
+fn ceil_to_minute(at: Millis) -> Millis {
+    at.div_euclid(MINUTE) * MINUTE + if at.rem_euclid(MINUTE) == 0 { 0 } else { MINUTE }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +115,7 @@ fn timeline(engine: &mut Engine, series: &[u8]) -> Result<Vec<TimedSample>, Repl
 fn event_slo(event: &Event) -> Option<&str> {
     match &event.kind {
         crate::engine::EventKind::AlertFiring(a) | crate::engine::EventKind::AlertResolved(a) => Some(&a.slo),
+        crate::engine::EventKind::NoData(n) | crate::engine::EventKind::DataReturned(n) => Some(&n.slo),
         _ => None,
     }
 }

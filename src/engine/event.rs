@@ -23,6 +23,10 @@ pub enum EventKind {
     AlertResolved(AlertChange),
     Freeze(FreezeChange),
     Unfreeze(FreezeChange),
+    /// Every series of an SLO has been silent for its `alerting.no_data`.
+    NoData(NoDataChange),
+    /// A sample arrived for an SLO in `no_data`.
+    DataReturned(NoDataChange),
 }
 
 impl Event {
@@ -31,6 +35,7 @@ impl Event {
         match &self.kind {
             EventKind::AlertFiring(a) | EventKind::AlertResolved(a) => &a.service,
             EventKind::Freeze(f) | EventKind::Unfreeze(f) => &f.service,
+            EventKind::NoData(n) | EventKind::DataReturned(n) => &n.service,
         }
     }
 
@@ -41,6 +46,8 @@ impl Event {
             EventKind::AlertResolved(_) => "alert_resolved",
             EventKind::Freeze(_) => "freeze",
             EventKind::Unfreeze(_) => "unfreeze",
+            EventKind::NoData(_) => "no_data",
+            EventKind::DataReturned(_) => "data_returned",
         }
     }
 }
@@ -67,6 +74,21 @@ pub struct AlertChange {
     /// On resolve: how much budget the incident burned, and whether that calls for a postmortem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postmortem: Option<Postmortem>,
+    /// On a ticket's resolve: `page` when the ticket's own conditions still hold but its page
+    /// fired, which speaks for the incident from now on (`alerting.inhibit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibited_by: Option<String>,
+}
+
+/// An SLO's data stopped or came back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoDataChange {
+    /// `service/name`: the SLO as a whole, all its series together.
+    pub slo: String,
+    pub service: String,
+    /// The last sample's instant before the silence.
+    #[serde(with = "rfc3339_millis")]
+    pub since: Millis,
 }
 
 /// The SRE Workbook's example policy: an incident that burned more than a set share of the

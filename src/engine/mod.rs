@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, Postmortem, SloBudget};
+pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, NoDataChange, Postmortem, SloBudget};
 use index::SelectorIndex;
 pub use persist::{
     CountersHeader, Detail, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition,
@@ -140,6 +140,9 @@ struct SloState {
     windows: Vec<WindowRef>,
     /// Burn per window at the last evaluation, parallel to `windows`.
     burns: Vec<Option<f64>>,
+    /// `(events, bad events)` per window at the last evaluation, parallel to `windows`: what the
+    /// low-traffic guards compare with `min_events` and `min_bad_events`.
+    counts: Vec<(f64, f64)>,
     /// Index into `windows` used for "time to exhaustion at the current burn".
     current_burn_window: usize,
     tiers: Vec<TierState>,
@@ -150,6 +153,14 @@ struct SloState {
     exclusions: Vec<(Millis, Millis)>,
     /// A single incident burning more than this fraction of the budget flags a postmortem.
     postmortem_above: f64,
+    min_events: f64,
+    min_bad_events: f64,
+    /// Tickets are silent while the page tier fires.
+    inhibit: bool,
+    /// Silence after which the SLO is in `no_data`; `None` when that is turned off.
+    no_data_after: Option<Millis>,
+    /// While in `no_data`: the last sample's instant.
+    no_data_since: Option<Millis>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,12 +266,18 @@ impl Engine {
                 kind,
                 counters,
                 burns: vec![None; windows.len()],
+                counts: vec![(0.0, 0.0); windows.len()],
                 windows,
                 current_burn_window,
                 tiers,
                 conditions,
                 exclusions: Vec::new(),
                 postmortem_above: spec.policy.postmortem_above,
+                min_events: slo.alerting.min_events,
+                min_bad_events: slo.alerting.min_bad_events,
+                inhibit: slo.alerting.inhibit,
+                no_data_after: slo.alerting.no_data.map(duration_millis),
+                no_data_since: None,
             });
         }
         self.services.push(ServiceState {
@@ -373,19 +390,23 @@ impl Engine {
         }
         state.last = Some((at, value));
         state.dirty = true;
-        let Some((prev_at, prev_value)) = previous else { return };
-        if self.options.max_sample_gap.is_some_and(|gap| at - prev_at > gap) {
-            return;
-        }
-        // A drop means the counter reset; Prometheus counts the new value as the increase.
-        let delta = if value >= prev_value { value - prev_value } else { value };
+        // A drop means the counter reset; Prometheus counts the new value as the increase. The
+        // first sample, and the first after a gap too long to bridge, is a baseline: no delta.
+        let delta = previous.and_then(|(prev_at, prev_value)| {
+            let bridged = self.options.max_sample_gap.is_none_or(|gap| at - prev_at <= gap);
+            bridged.then(|| if value >= prev_value { value - prev_value } else { value })
+        });
         for feed in &self.series[series.0 as usize].feeds {
             if let Lateness::SkipUntil(horizons) = lateness
                 && horizons[feed.slo as usize].is_some_and(|horizon| at <= horizon)
             {
                 continue;
             }
-            self.slos[feed.slo as usize].counters.add(at, feed.slot as usize, delta);
+            let counters = &mut self.slos[feed.slo as usize].counters;
+            counters.note_sample(at);
+            if let Some(delta) = delta {
+                counters.add(at, feed.slot as usize, delta);
+            }
         }
     }
 
@@ -466,7 +487,7 @@ impl SloState {
     fn evaluate(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
         self.counters.advance(now);
         let budget = self.budget;
-        for (burn, &window) in self.burns.iter_mut().zip(&self.windows) {
+        for ((burn, counts), &window) in self.burns.iter_mut().zip(&mut self.counts).zip(&self.windows) {
             let mut inc = self.counters.increase(window);
             for &(start, end) in &self.exclusions {
                 let (from, to) = (start.max(now - window.span), end.min(now));
@@ -476,6 +497,11 @@ impl SloState {
                     inc.total -= excluded.total;
                 }
             }
+            let bad = match self.kind {
+                RatioKind::Errors => inc.selected,
+                RatioKind::Good => inc.total - inc.selected,
+            };
+            *counts = (inc.total, bad);
             *burn = (inc.total > 0.0).then(|| {
                 let ratio = match self.kind {
                     RatioKind::Errors => inc.selected / inc.total,
@@ -484,12 +510,22 @@ impl SloState {
                 ratio / budget
             });
         }
+        // Which condition of each tier holds; tiers are at most one per severity.
+        let mut holding = [None; Severity::ALL.len()];
+        for (tier, held) in self.tiers.iter().zip(&mut holding) {
+            *held = self.conditions[tier.conditions.clone()].iter().position(|&(long, short, factor)| {
+                let over = |w: usize| self.burns[w].is_some_and(|b| b > factor);
+                let (events, bad) = self.counts[long];
+                over(long) && over(short) && events >= self.min_events && bad >= self.min_bad_events
+            });
+        }
+        let paging = self.tiers.iter().zip(&holding).any(|(t, h)| t.severity == Severity::Page && h.is_some());
         for tier_index in 0..self.tiers.len() {
             let tier = &self.tiers[tier_index];
-            let holding = self.conditions[tier.conditions.clone()].iter().position(|&(long, short, factor)| {
-                let over = |w: usize| self.burns[w].is_some_and(|b| b > factor);
-                over(long) && over(short)
-            });
+            let own = holding[tier_index];
+            // One incident, one notification: the page speaks for it while it fires.
+            let inhibited = self.inhibit && paging && tier.severity == Severity::Ticket;
+            let holding = own.filter(|_| !inhibited);
             let change = match (holding, tier.firing_since) {
                 (Some(cond), None) => {
                     let tier = &mut self.tiers[tier_index];
@@ -499,6 +535,9 @@ impl SloState {
                 }
                 (None, Some(_)) => {
                     let mut change = self.alert_change(tier_index, service, now);
+                    if inhibited && own.is_some() {
+                        change.inhibited_by = Some(Severity::Page.as_str().to_string());
+                    }
                     change.postmortem = self.incident_burn(tier_index, now).map(|budget_burned| Postmortem {
                         budget_burned,
                         required: budget_burned > self.postmortem_above,
@@ -513,6 +552,32 @@ impl SloState {
                 events.push(Event { at: now, kind });
             }
         }
+        self.evaluate_no_data(now, service, events);
+    }
+
+    /// `no_data` once every series of the SLO has been silent for `no_data_after`, and
+    /// `data_returned` at the first instant with a newer sample. An SLO that never had a sample
+    /// is not in `no_data`: a new SLO waiting for its first scrape is not an outage.
+    fn evaluate_no_data(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
+        let Some(after) = self.no_data_after else { return };
+        let Some(samples) = self.counters.samples() else { return };
+        let silent = now - samples.last >= after;
+        let kind = match (silent, self.no_data_since) {
+            (true, None) => {
+                self.no_data_since = Some(samples.last);
+                EventKind::NoData(self.no_data_change(service, samples.last))
+            }
+            (false, Some(since)) => {
+                self.no_data_since = None;
+                EventKind::DataReturned(self.no_data_change(service, since))
+            }
+            _ => return,
+        };
+        events.push(Event { at: now, kind });
+    }
+
+    fn no_data_change(&self, service: &str, since: Millis) -> NoDataChange {
+        NoDataChange { slo: self.id.clone(), service: service.to_string(), since }
     }
 
     fn alert_change(&self, tier_index: usize, service: &str, now: Millis) -> AlertChange {
@@ -534,6 +599,7 @@ impl SloState {
             time_to_exhaustion_s: self.time_to_exhaustion_s(),
             since: tier.firing_since.unwrap_or(now),
             postmortem: None,
+            inhibited_by: None,
         }
     }
 
@@ -564,6 +630,19 @@ impl SloState {
         self.tiers.iter().any(|t| t.severity == Severity::Page && t.firing_since.is_some())
     }
 
+    /// How long the budget window has held data: from the later of the window's start and the
+    /// first sample to `now`. Zero before any sample.
+    fn coverage(&self, now: Millis) -> Millis {
+        let window = self.windows[0].span;
+        self.counters.samples().map_or(0, |s| (now - s.first.max(now - window)).max(0))
+    }
+
+    /// Whether the window holds enough data for its budget to freeze: `min_coverage`, or the
+    /// whole window when that is shorter. (A full window's coverage is exactly its span.)
+    fn covered(&self, now: Millis, min_coverage: Millis) -> bool {
+        self.counters.samples().is_some_and(|_| self.coverage(now) >= min_coverage.min(self.windows[0].span))
+    }
+
     fn budget_remaining(&self) -> Option<f64> {
         self.burns[0].map(|burn| 1.0 - burn)
     }
@@ -582,7 +661,13 @@ impl ServiceState {
     /// change: at 10,000 services, cloning every SLO id per evaluation cost ~15% of it.
     fn evaluate(&mut self, now: Millis, slos: &[SloState], events: &mut Vec<Event>) {
         let paging = |i: usize| self.policy.freeze_on_page && slos[i].page_firing();
-        let freezes = |i: usize| slos[i].budget_remaining().is_some_and(|r| r <= self.policy.freeze_below) || paging(i);
+        // A budget computed over minutes of data is no evidence: a young window holds back the
+        // budget's freeze (not a page's) until it covers `min_coverage`.
+        let min_coverage = duration_millis(self.policy.min_coverage);
+        let freezes = |i: usize| {
+            let spent = slos[i].budget_remaining().is_some_and(|r| r <= self.policy.freeze_below);
+            (spent && slos[i].covered(now, min_coverage)) || paging(i)
+        };
         let kind = match self.frozen_since {
             None => {
                 if !self.slos.clone().any(freezes) {
@@ -648,6 +733,16 @@ impl<'a> SloView<'a> {
     }
     pub fn budget_remaining(&self) -> Option<f64> {
         self.slo.budget_remaining()
+    }
+    /// How long the budget window has held data at `now` (see `policy.min_coverage`).
+    pub fn coverage(&self, now: Millis) -> Millis {
+        self.slo.coverage(now)
+    }
+    /// The budget is spent to the freeze line, but the window is too young for that to freeze.
+    pub fn freeze_held_back(&self, now: Millis) -> bool {
+        let policy = &self.service.policy;
+        self.slo.budget_remaining().is_some_and(|r| r <= policy.freeze_below)
+            && !self.slo.covered(now, duration_millis(policy.min_coverage))
     }
     pub fn time_to_exhaustion_s(&self) -> Option<f64> {
         self.slo.time_to_exhaustion_s()

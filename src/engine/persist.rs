@@ -20,7 +20,13 @@ use crate::spec::{ServiceSpec, Severity};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Transition {
-    Slo { id: String, tiers: Vec<TierRecord> },
+    Slo {
+        id: String,
+        tiers: Vec<TierRecord>,
+        /// While the SLO is in `no_data`, its last sample's instant (absent in older stores).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        no_data_since: Option<Millis>,
+    },
     Service { name: String, frozen_since: Option<Millis> },
 }
 
@@ -79,6 +85,9 @@ impl Engine {
             let record = match &event.kind {
                 super::EventKind::AlertFiring(a) | super::EventKind::AlertResolved(a) => {
                     self.slos.iter().find(|s| s.id == a.slo).map(slo_transition)
+                }
+                super::EventKind::NoData(n) | super::EventKind::DataReturned(n) => {
+                    self.slos.iter().find(|s| s.id == n.slo).map(slo_transition)
                 }
                 super::EventKind::Freeze(f) | super::EventKind::Unfreeze(f) => self
                     .services
@@ -164,7 +173,10 @@ impl Engine {
         }
         for transition in restored.transitions {
             let applied = match transition {
-                Transition::Slo { id, tiers } => slos.get(&id).map(|&i| apply_tiers(&mut self.slos[i], &tiers)),
+                Transition::Slo { id, tiers, no_data_since } => slos.get(&id).map(|&i| {
+                    apply_tiers(&mut self.slos[i], &tiers);
+                    self.slos[i].no_data_since = no_data_since;
+                }),
                 Transition::Service { name, frozen_since } => {
                     services.get(&name).map(|&i| self.services[i].frozen_since = frozen_since)
                 }
@@ -196,6 +208,7 @@ impl Engine {
                     tier.fired_condition = old_tier.fired_condition.min(tier.conditions.len() - 1);
                 }
             }
+            slo.no_data_since = old.no_data_since;
         }
         for service in &mut next.services {
             if let Some(old) = self.services.iter().find(|s| s.name == service.name) {
@@ -235,6 +248,7 @@ fn slo_transition(slo: &SloState) -> Transition {
                 fired_condition: t.fired_condition,
             })
             .collect(),
+        no_data_since: slo.no_data_since,
     }
 }
 

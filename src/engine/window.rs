@@ -198,6 +198,16 @@ pub struct Counters {
     open: [[f64; 2]; INTERIOR],
     /// Restored from a different level plan: the next export must replace every stored page.
     replanned: bool,
+    /// The first and latest sample of any of the SLO's series, counted or a baseline: how much
+    /// of the window holds data (coverage) and how long the SLI has been silent (no data).
+    samples: Option<SampleSpan>,
+}
+
+/// When an SLO's samples began and when the latest arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SampleSpan {
+    pub first: Millis,
+    pub last: Millis,
 }
 
 impl Counters {
@@ -234,7 +244,15 @@ impl Counters {
     }
 
     fn with_levels(levels: Vec<Level>) -> Counters {
-        Counters { levels, cum: [0.0; 2], origin: None, now: Millis::MIN, open: [[0.0; 2]; INTERIOR], replanned: false }
+        Counters {
+            levels,
+            cum: [0.0; 2],
+            origin: None,
+            now: Millis::MIN,
+            open: [[0.0; 2]; INTERIOR],
+            replanned: false,
+            samples: None,
+        }
     }
 
     /// Bytes held by this SLO's rings, for the memory budget (see benches/engine.rs).
@@ -305,6 +323,18 @@ impl Counters {
     pub fn add(&mut self, t: Millis, slot: usize, delta: f64) {
         self.advance(t);
         self.cum[slot] += delta;
+    }
+
+    /// Notes a sample of one of the SLO's series at `t`, whether it counted or was a baseline.
+    pub fn note_sample(&mut self, t: Millis) {
+        match &mut self.samples {
+            Some(span) => span.last = span.last.max(t),
+            None => self.samples = Some(SampleSpan { first: t, last: t }),
+        }
+    }
+
+    pub fn samples(&self) -> Option<SampleSpan> {
+        self.samples
     }
 
     /// The latest instant seen, or `None` before any data.
@@ -471,6 +501,10 @@ pub struct CountersHeader {
     /// The detail level's open bucket (absent in stores written before minute detail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<[[f64; 2]; INTERIOR]>,
+    /// Absent in stores written before sample spans were kept: their first sample is taken to
+    /// be `origin` (the first instant the SLO was evaluated or fed) on restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<SampleSpan>,
 }
 
 impl CountersHeader {
@@ -506,6 +540,7 @@ impl Counters {
             now: self.now,
             levels: self.levels.iter().map(|l| (l.width, l.len(), l.filled_through)).collect(),
             open: self.levels.iter().any(Level::has_detail).then_some(self.open),
+            samples: self.samples,
         }
     }
 
@@ -584,6 +619,7 @@ impl Counters {
         self.cum = header.cum;
         self.origin = header.origin;
         self.now = header.now;
+        self.samples = header.samples.or_else(|| header.origin.map(|origin| SampleSpan { first: origin, last: header.now }));
         for (level, index) in without_detail {
             self.assume_linear_detail(level, index);
         }
@@ -616,6 +652,7 @@ impl Counters {
         self.cum = saved.cum;
         self.origin = saved.origin;
         self.now = saved.now;
+        self.samples = saved.samples;
         self.replanned = true;
         if saved.origin.is_none() {
             return;

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY, HOUR, MINUTE, Millis, SECOND, rfc3339};
-use crate::engine::{AlertChange, FreezeChange};
+use crate::engine::{AlertChange, FreezeChange, NoDataChange};
+use crate::spec::Severity;
 use crate::policy::percent;
 use crate::status::{ServiceStatus, SloStatus};
 
@@ -179,6 +180,36 @@ pub fn unfreeze(f: &FreezeChange, context: &SloContext<'_>, at: Millis) -> Messa
     service_facts(&mut body, f, context);
     body.fact("Was frozen", format!("{} .. {} ({})", rfc3339(f.since), rfc3339(at), span(at - f.since)));
     body.finish(context, Some(freeze_facts(&f.service, f.since, AlertStatus::Resolved, at)))
+}
+
+pub fn no_data(n: &NoDataChange, context: &SloContext<'_>, at: Millis) -> Message {
+    let title = format!(
+        "NO DATA: {} has had no sample for {}: its budget and alerts are blind",
+        slo_words(&n.slo),
+        span(at - n.since)
+    );
+    let mut body = Body::new(title);
+    body.fact("Service", service_words(&n.service, context.owner));
+    body.fact("Last sample", rfc3339(n.since));
+    body.finish(context, Some(no_data_facts(n, AlertStatus::Firing, None)))
+}
+
+pub fn data_returned(n: &NoDataChange, context: &SloContext<'_>, at: Millis) -> Message {
+    let title = format!("DATA RETURNED: {} has samples again after {} without", slo_words(&n.slo), span(at - n.since));
+    let mut body = Body::new(title);
+    body.fact("Service", service_words(&n.service, context.owner));
+    body.fact("Silent", format!("{} .. {} ({})", rfc3339(n.since), rfc3339(at), span(at - n.since)));
+    body.finish(context, Some(no_data_facts(n, AlertStatus::Resolved, Some(at))))
+}
+
+fn no_data_facts(n: &NoDataChange, status: AlertStatus, ends_at: Option<Millis>) -> AlertFacts {
+    let labels = BTreeMap::from([
+        ("alertname".to_string(), "SloNoData".to_string()),
+        ("service".to_string(), n.service.clone()),
+        ("slo".to_string(), n.slo.clone()),
+        ("severity".to_string(), Severity::Ticket.as_str().to_string()),
+    ]);
+    AlertFacts { identity: format!("{}:no_data:{}", n.slo, n.since), status, labels, starts_at: n.since, ends_at }
 }
 
 /// A digest: one line per service and SLO, then the period's events.

@@ -19,8 +19,9 @@ use super::{NoticeKind, OutboxItem, idempotency_key};
 pub(crate) const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 
 /// The notifications `events` cause: a firing page goes to the spec's `notify.page` routes, a
-/// ticket to `notify.ticket`, freeze and unfreeze to `notify.freeze`, and a resolve always to
-/// the routes its firing went to (a page that was sent is always ended).
+/// ticket to `notify.ticket`, freeze and unfreeze to `notify.freeze`, `no_data` and
+/// `data_returned` to `notify.no_data`, and a resolve always to the routes its firing went to
+/// (a page that was sent is always ended).
 pub fn plan(events: &[Event], specs: &[ServiceSpec], config: &DaemonConfig, snapshot: &Snapshot) -> Vec<OutboxItem> {
     let mut items = Vec::new();
     for event in events {
@@ -48,6 +49,26 @@ pub fn plan(events: &[Event], specs: &[ServiceSpec], config: &DaemonConfig, snap
                             message,
                             event.at,
                         );
+                        item.reply_to = Some(firing_key);
+                        item
+                    };
+                    items.push(item);
+                }
+            }
+            EventKind::NoData(n) | EventKind::DataReturned(n) => {
+                let context = context(spec, n.slo.as_str(), config, snapshot);
+                let since = n.since.to_string();
+                for route in &spec.notify.no_data {
+                    let route_text = route.to_string();
+                    let firing_key = idempotency_key(&["no_data", &n.slo, &since, &route_text]);
+                    let item = if let EventKind::NoData(_) = event.kind {
+                        let message = message::no_data(n, &context, event.at);
+                        OutboxItem::new(firing_key, n.service.clone(), route.clone(), NoticeKind::Ticket, message, event.at)
+                    } else {
+                        let key = idempotency_key(&["data_returned", &n.slo, &since, &route_text]);
+                        let message = message::data_returned(n, &context, event.at);
+                        let mut item =
+                            OutboxItem::new(key, n.service.clone(), route.clone(), NoticeKind::Resolve, message, event.at);
                         item.reply_to = Some(firing_key);
                         item
                     };

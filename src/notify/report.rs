@@ -168,5 +168,7 @@ fn event_line(event: &Event) -> String {
         EventKind::AlertResolved(a) => format!("{} {} resolved", a.slo, a.severity),
         EventKind::Freeze(f) => format!("{} froze", f.service),
         EventKind::Unfreeze(f) => format!("{} unfroze", f.service),
+        EventKind::NoData(n) => format!("{} had no data since {}", n.slo, crate::clock::rfc3339(n.since)),
+        EventKind::DataReturned(n) => format!("{} has data again", n.slo),
     }
 }

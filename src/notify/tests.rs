@@ -49,6 +49,7 @@ fn spec() -> ServiceSpec {
         page: vec![slack("#oncall"), email("oncall@example.com"), Route::PagerDuty, Route::Alertmanager],
         ticket: vec![email("team@example.com")],
         freeze: vec![slack("#deploys")],
+        no_data: vec![email("team@example.com")],
     };
     spec
 }
@@ -88,6 +89,7 @@ fn alert(severity: &str, since: Millis) -> AlertChange {
         time_to_exhaustion_s: Some(5.0 * 3600.0 + 30.0 * 60.0),
         since,
         postmortem: None,
+        inhibited_by: None,
     }
 }
 

@@ -14,14 +14,17 @@ use super::check::{
     whole_file_error,
 };
 use super::raw::{RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier};
-use super::{BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
+use super::{Alerting, BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
 use crate::selector::Selector;
 
 /// Shortest SLO window accepted. Budgets are computed from scraped counters, and a window under
 /// a minute holds only a few scrapes: its "budget" would be noise, not an objective.
 const MIN_WINDOW: Duration = Duration::from_secs(60);
 
-/// What the `alerting` tier word must be to turn a tier off.
+/// Shortest `alerting.no_data`: under a minute, one late scrape would already be "no data".
+const MIN_NO_DATA: Duration = Duration::from_secs(60);
+
+/// What the `alerting` tier word (and `no_data`) must be to turn it off.
 const DISABLED: &str = "disabled";
 
 /// Parses and validates one spec file's text. `path` is used in error messages, recorded in the
@@ -257,12 +260,14 @@ impl Checker<'_> {
         let runbook = self.optional_text(runbook, &field("runbook"));
         let sli = self.require(sli, at, &field("sli")).and_then(|s| self.sli(s, &field("sli")));
         let tiers = self.tiers(alerting.as_ref(), &field("alerting"));
+        let guards = self.alerting(alerting.as_ref(), &field("alerting"));
         Some(SloSpec {
             name: name?,
             objective: objective?,
             window: window?,
             sli: sli?,
             tiers: tiers?,
+            alerting: guards?,
             runbook: runbook?,
         })
     }
@@ -336,6 +341,45 @@ impl Checker<'_> {
         all_valid.then_some(tiers)
     }
 
+    /// `alerting:`'s keys besides the tiers; each absent one keeps its [`Alerting::default`].
+    fn alerting(&mut self, alerting: Option<&Spanned<RawAlerting>>, path: &str) -> Option<Alerting> {
+        let defaults = Alerting::default();
+        let Some(alerting) = alerting else { return Some(defaults) };
+        let RawAlerting { page: _, ticket: _, min_events, min_bad_events, inhibit, no_data } = &alerting.value;
+        let min_events = self.count_or(min_events, defaults.min_events, &join(path, "min_events"));
+        let min_bad_events = self.count_or(min_bad_events, defaults.min_bad_events, &join(path, "min_bad_events"));
+        let no_data = match no_data {
+            None => Some(defaults.no_data),
+            Some(word) if word.value == DISABLED => Some(None),
+            Some(text) => {
+                let field = join(path, "no_data");
+                self.duration(text, &field).and_then(|d| {
+                    if d < MIN_NO_DATA {
+                        self.error(&text.referenced, &field, format!("must be at least 1m or `{DISABLED}`; got {}", text.value))
+                    } else {
+                        Some(Some(d))
+                    }
+                })
+            }
+        };
+        Some(Alerting {
+            min_events: min_events?,
+            min_bad_events: min_bad_events?,
+            inhibit: inhibit.as_ref().map_or(defaults.inhibit, |b| b.value),
+            no_data: no_data?,
+        })
+    }
+
+    /// A whole number of events, 0 or more, or `default` when absent.
+    fn count_or(&mut self, raw: &Option<Spanned<f64>>, default: f64, field: &str) -> Option<f64> {
+        let Some(raw) = raw else { return Some(default) };
+        if raw.value >= 0.0 && raw.value.fract() == 0.0 && raw.value.is_finite() {
+            Some(raw.value)
+        } else {
+            self.error(&raw.referenced, field, format!("must be a whole number of events, 0 or more; got {}", raw.value))
+        }
+    }
+
     /// One tier override. `Some(None)` is a disabled tier.
     fn tier(&mut self, raw: &Spanned<RawTier>, severity: Severity, path: &str) -> Option<Option<Tier>> {
         match &raw.value {
@@ -399,7 +443,9 @@ impl Checker<'_> {
             freeze_on_page,
             allow_during_freeze,
             postmortem_above,
+            min_coverage,
         } = &policy.value;
+        let min_coverage = self.duration_or(min_coverage, defaults.min_coverage, "policy.min_coverage");
         let freeze = self.fraction_or(freeze_below, defaults.freeze_below, "policy.freeze_below");
         // An unwritten threshold above freeze_below follows it up rather than contradicting it:
         // `freeze_below: 50%` alone must not be an error against the 10% and 25% defaults.
@@ -428,6 +474,7 @@ impl Checker<'_> {
             freeze_on_page,
             allow_during_freeze: allow_during_freeze?,
             postmortem_above: postmortem?,
+            min_coverage: min_coverage?,
         })
     }
 

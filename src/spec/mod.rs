@@ -122,6 +122,7 @@ pub struct SloSpec {
     pub sli: Sli,
     /// Alert tiers after defaults and overrides are resolved. A disabled tier is absent.
     pub tiers: Vec<Tier>,
+    pub alerting: Alerting,
     /// Optional runbook link, carried into pages.
     pub runbook: Option<String>,
 }
@@ -144,6 +145,35 @@ pub enum Sli {
     ErrorsTotal { errors: Selector, total: Selector },
     /// `1 - good / total` is the error ratio.
     GoodTotal { good: Selector, total: Selector },
+}
+
+/// How an SLO's alerts behave besides their tiers' conditions (`alerting:` in the spec).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerting {
+    /// A condition holds only if its long window counted at least this many events (slices for
+    /// a time-slice SLI): a 100% error ratio over three requests is not an incident.
+    pub min_events: f64,
+    /// ... and at least this many bad ones.
+    pub min_bad_events: f64,
+    /// The ticket tier stays silent while the page tier fires: one incident, one notification.
+    pub inhibit: bool,
+    /// An SLO whose series all went silent this long raises `no_data`; `None` turns that off.
+    pub no_data: Option<Duration>,
+}
+
+impl Default for Alerting {
+    fn default() -> Alerting {
+        Alerting {
+            min_events: 0.0,
+            min_bad_events: 0.0,
+            // Paging and ticketing the same incident makes on-call handle it twice; the ticket
+            // still fires when the page resolves if the slower burn goes on.
+            inhibit: true,
+            // A quarter of an hour is longer than any sane scrape or rule interval times a few
+            // retries, and short enough that a dashboard-less SLO is not blind for a shift.
+            no_data: Some(Duration::from_secs(15 * 60)),
+        }
+    }
 }
 
 /// Alert severity: a page wakes someone; a ticket is handled in working hours.
@@ -197,6 +227,9 @@ pub struct Policy {
     /// Flag a postmortem when one incident (a page, from firing to resolved) burned more than
     /// this fraction of the budget: the Workbook's example policy uses 20%.
     pub postmortem_above: f64,
+    /// A freeze caused by the budget needs this much data in the SLO's window (or the whole
+    /// window, if shorter): a budget computed over a few minutes is noise, not evidence.
+    pub min_coverage: Duration,
 }
 
 impl Default for Policy {
@@ -213,6 +246,8 @@ impl Default for Policy {
             freeze_on_page: false,
             allow_during_freeze: Vec::new(),
             postmortem_above: 0.20,
+            // A day holds a full daily traffic cycle, so the budget has seen peak and trough.
+            min_coverage: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -224,6 +259,8 @@ pub struct NotifyRoutes {
     pub ticket: Vec<Route>,
     /// Freeze and unfreeze notices.
     pub freeze: Vec<Route>,
+    /// `no_data` and `data_returned`; the ticket routes unless the spec names its own.
+    pub no_data: Vec<Route>,
 }
 
 /// One destination, written `slack:#channel`, `email:addr@example.com`, `webhook:name`,

@@ -26,6 +26,10 @@
 //!         - { long: 6h, short: 30m, burn: 6 }
 //!       ticket: disabled           # `disabled` drops the tier; an omitted tier keeps the
 //!                                  # SRE Workbook default
+//!       min_events: 100            # a condition needs >= 100 events in its long window (0)
+//!       min_bad_events: 3          # ... and >= 3 bad ones (0)
+//!       inhibit: true              # no ticket while the page fires (true)
+//!       no_data: 15m               # no_data event after this silence, or `disabled` (15m)
 //! policy:                          # optional; every key defaults to `Policy::default()`
 //!   freeze_below: 0%               # `N%` or a bare number meaning percent
 //!   unfreeze_above: 10%            # >= freeze_below
@@ -33,10 +37,12 @@
 //!   freeze_on_page: true
 //!   allow_during_freeze: [hotfix, security]   # change classes, [a-z0-9][a-z0-9_-]*
 //!   postmortem_above: 20%
+//!   min_coverage: 1d               # a budget freeze needs this much data in the window
 //! notify:                          # optional; routes per kind, each list optional
 //!   page: ["slack:#payments-oncall", "email:oncall@example.com"]
 //!   ticket: ["email:payments@example.com"]
 //!   freeze: ["slack:#deploys", "webhook:deploybot", alertmanager, pagerduty]
+//!   no_data: ["email:payments@example.com"]   # default: the ticket routes
 //! source:                          # optional here; the daemon requires it
 //!   scrape:                        # exactly one of scrape / prometheus
 //!     targets: ["http://127.0.0.1:8080/metrics"]
@@ -96,6 +102,10 @@ pub(super) struct RawSli {
 pub(super) struct RawAlerting {
     pub page: Option<Spanned<RawTier>>,
     pub ticket: Option<Spanned<RawTier>>,
+    pub min_events: Option<Spanned<f64>>,
+    pub min_bad_events: Option<Spanned<f64>>,
+    pub inhibit: Option<Spanned<bool>>,
+    pub no_data: Option<Spanned<String>>,
 }
 
 /// A tier override: a list of conditions, or a word (which `load` requires to be `disabled`).
@@ -122,6 +132,7 @@ pub(super) struct RawPolicy {
     pub freeze_on_page: Option<Spanned<bool>>,
     pub allow_during_freeze: Option<Spanned<Vec<Spanned<String>>>>,
     pub postmortem_above: Option<Spanned<RawPercent>>,
+    pub min_coverage: Option<Spanned<String>>,
 }
 
 /// Route lists as written; `route` parses them.
@@ -131,6 +142,7 @@ pub(super) struct RawNotify {
     pub page: Option<Spanned<Vec<Spanned<String>>>>,
     pub ticket: Option<Spanned<Vec<Spanned<String>>>>,
     pub freeze: Option<Spanned<Vec<Spanned<String>>>>,
+    pub no_data: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Both source kinds in one struct, so "both or neither" is a validation error with a position,

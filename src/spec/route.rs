@@ -124,12 +124,17 @@ impl Checker<'_> {
     /// A spec's `notify:` section; an absent section or kind routes to nobody.
     pub(super) fn notify(&mut self, raw: Option<&Spanned<RawNotify>>) -> Option<NotifyRoutes> {
         let Some(raw) = raw else { return Some(NotifyRoutes::default()) };
-        let RawNotify { page, ticket, freeze } = &raw.value;
+        let RawNotify { page, ticket, freeze, no_data } = &raw.value;
         let mut kind = |list: &Option<Spanned<Vec<Spanned<String>>>>, key| match list {
             Some(list) => self.routes(list, &join("notify", key)),
             None => Some(Vec::new()),
         };
         let (page, ticket, freeze) = (kind(page, "page"), kind(ticket, "ticket"), kind(freeze, "freeze"));
-        Some(NotifyRoutes { page: page?, ticket: ticket?, freeze: freeze? })
+        // Missing data is a ticket's kind of problem: someone should look in working hours.
+        let no_data = match no_data {
+            Some(_) => kind(no_data, "no_data"),
+            None => ticket.clone(),
+        };
+        Some(NotifyRoutes { page: page?, ticket: ticket?, freeze: freeze?, no_data: no_data? })
     }
 }

@@ -123,6 +123,44 @@ fn alerting_override_of_one_tier_keeps_the_other_default() {
 }
 
 #[test]
+fn alerting_guards_and_their_defaults() {
+    assert_eq!(parse(VALID).slos[0].alerting, Alerting::default());
+    assert_eq!(Alerting::default(), Alerting { min_events: 0.0, min_bad_events: 0.0, inhibit: true, no_data: Some(minutes(15)) });
+    let spec = parse(&valid_with(
+        "    sli:\n",
+        "    alerting:\n      min_events: 100\n      min_bad_events: 3\n      inhibit: false\n      no_data: 1h\n    sli:\n",
+    ));
+    let expected = Alerting { min_events: 100.0, min_bad_events: 3.0, inhibit: false, no_data: Some(minutes(60)) };
+    assert_eq!(spec.slos[0].alerting, expected);
+    // The guards leave the tiers alone.
+    assert_eq!(spec.slos[0].tiers, default_tiers());
+    let off = parse(&valid_with("    sli:\n", "    alerting:\n      no_data: disabled\n    sli:\n"));
+    assert_eq!(off.slos[0].alerting.no_data, None);
+}
+
+#[test]
+fn bad_alerting_guards() {
+    let alerting = |keys: &str| errors_of(&valid_with("    sli:\n", &format!("    alerting:\n{keys}    sli:\n")));
+    assert_eq!(
+        alerting("      min_events: -1\n"),
+        ["8:19: slos[0].alerting.min_events: must be a whole number of events, 0 or more; got -1"]
+    );
+    assert_eq!(
+        alerting("      min_bad_events: 2.5\n"),
+        ["8:23: slos[0].alerting.min_bad_events: must be a whole number of events, 0 or more; got 2.5"]
+    );
+    assert_eq!(alerting("      no_data: 30s\n"), ["8:16: slos[0].alerting.no_data: must be at least 1m or `disabled`; got 30s"]);
+    assert_eq!(
+        alerting("      no_data: never\n"),
+        ["8:16: slos[0].alerting.no_data: invalid duration \"never\": expected a whole number at \"never\""]
+    );
+    assert_eq!(
+        errors_of(&format!("{VALID}policy:\n  min_coverage: soon\n")),
+        ["11:17: policy.min_coverage: invalid duration \"soon\": expected a whole number at \"soon\""]
+    );
+}
+
+#[test]
 fn unknown_field() {
     assert_eq!(
         errors_of(&valid_with("    window: 30d\n", "    window: 30d\n    source: prom\n")),
@@ -296,7 +334,7 @@ fn a_written_threshold_below_freeze_below_is_an_error() {
 fn every_policy_key() {
     let spec = parse(&format!(
         "{VALID}policy:\n  freeze_below: 5%\n  unfreeze_above: 15%\n  warn_below: 30\n  freeze_on_page: true\n  \
-         allow_during_freeze: [hotfix, security, 0day_fix-2]\n  postmortem_above: 12.5%\n"
+         allow_during_freeze: [hotfix, security, 0day_fix-2]\n  postmortem_above: 12.5%\n  min_coverage: 6h\n"
     ));
     let expected = Policy {
         freeze_below: 0.05,
@@ -305,6 +343,7 @@ fn every_policy_key() {
         freeze_on_page: true,
         allow_during_freeze: vec!["hotfix".into(), "security".into(), "0day_fix-2".into()],
         postmortem_above: 0.125,
+        min_coverage: Duration::from_secs(6 * 3600),
     };
     assert_eq!(spec.policy, expected);
     // An empty `policy:` mapping and a partial one keep the defaults of what they leave out.
@@ -878,8 +917,12 @@ fn notify_routes_of_every_kind() {
             Route::Webhook { name: "deploybot".into() },
             Route::Alertmanager,
         ],
+        // Missing data goes where tickets go unless the spec says otherwise.
+        no_data: vec![Route::Email { to: "payments@example.com".into() }, Route::Slack { channel: "C0123ABCD".into() }],
     };
     assert_eq!(spec.notify, expected);
+    let own = parse(&with_notify("  ticket: ['email:payments@example.com']\n  no_data: ['slack:#sli-health']\n"));
+    assert_eq!(own.notify.no_data, vec![Route::Slack { channel: "#sli-health".into() }]);
 }
 
 #[test]
@@ -950,7 +993,7 @@ fn duplicate_routes_in_one_list() {
 fn notify_unknown_kind_and_wrong_type() {
     assert_eq!(
         errors_of(&with_notify("  warn: [pagerduty]\n")),
-        ["11:3: notify.warn: unknown field `warn`, expected one of page, ticket, freeze"]
+        ["11:3: notify.warn: unknown field `warn`, expected one of page, ticket, freeze, no_data"]
     );
     assert_eq!(errors_of(&with_notify("  page: pagerduty\n")), ["11:9: notify.page: expected sequence start"]);
 }

@@ -30,6 +30,7 @@ fn window(slo: &str, pages: Vec<Page>) -> WindowRecord {
             now: 20,
             levels: vec![(60_000, 3, 7)],
             open: Some([[1.0, 2.0]; 4]),
+            samples: None,
         },
         pages,
         replaces_all: false,
@@ -43,6 +44,7 @@ async fn state_survives_reopen() {
         Transition::Slo {
             id: "svc/a".into(),
             tiers: vec![TierRecord { severity: Severity::Page, firing_since: Some(5), fired_condition: 1 }],
+            no_data_since: Some(3),
         },
         Transition::Service { name: "svc".into(), frozen_since: Some(5) },
     ];
