@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
-use super::{LogQuery, Refusal, log_query, or_respond, ready_snapshot};
+use super::{LogQuery, LogSafe, Refusal, log_query, or_respond, ready_snapshot};
 use crate::clock::{DAY, HOUR, Millis, duration_millis, format_span, parse_rfc3339, rfc3339};
 use crate::daemon::{Shared, TokenCheck};
 use crate::duration::parse_duration;
@@ -86,7 +86,7 @@ impl Caller {
 
     fn describe(&self) -> String {
         match &self.actor {
-            Some(actor) => format!("{actor} from {}", self.remote),
+            Some(actor) => format!("{} from {}", LogSafe(actor), self.remote),
             None => format!("{} (no {ACTOR_HEADER})", self.remote),
         }
     }
@@ -219,12 +219,12 @@ pub(super) async fn create_override(
     or_respond!(shared.store.put_override(&created, &entry).await.map_err(|e| store_failed("storing the override", e)));
     shared.governance.add_override(created.clone());
     info!(
-        service = %service,
+        service = %LogSafe(&service),
         "override {id} created by {}: {} until {}: {:?}",
         caller.describe(),
         created.decision.as_str(),
         rfc3339(created.expires_at),
-        created.reason
+        LogSafe(&created.reason)
     );
     let location = format!("/v1/services/{service}/overrides/{id}");
     (StatusCode::CREATED, [(header::LOCATION, location)], Json(json!({"id": id, "override": created}))).into_response()
@@ -262,7 +262,7 @@ pub(super) async fn delete_override(
         // The core reaped it (expired) between our lookup and the delete.
         return no_such().into_response();
     }
-    info!(service = %service, "override {id} deleted by {}", caller.describe());
+    info!(service = %LogSafe(&service), "override {} deleted by {}", LogSafe(&id), caller.describe());
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -371,13 +371,13 @@ pub(super) async fn create_correction(
         shared.store.put_correction(&correction, &entry).await.map_err(|e| store_failed("storing the correction", e))
     );
     info!(
-        service = %service,
+        service = %LogSafe(&service),
         "correction {id} created by {}: {} .. {} ({}): {:?}",
         caller.describe(),
         rfc3339(correction.start),
         rfc3339(correction.end),
-        correction.slo.as_deref().unwrap_or("every SLO"),
-        correction.reason
+        LogSafe(correction.slo.as_deref().unwrap_or("every SLO")),
+        LogSafe(&correction.reason)
     );
     let added = correction.clone();
     let applied = apply(&shared, &service, move |list| list.push(added)).await;
@@ -415,7 +415,7 @@ pub(super) async fn delete_correction(
         // A concurrent DELETE won.
         return no_such().into_response();
     }
-    info!(service = %service, "correction {id} deleted by {}", caller.describe());
+    info!(service = %LogSafe(&service), "correction {} deleted by {}", LogSafe(&id), caller.describe());
     let removed = id.clone();
     apply(&shared, &service, move |list| list.retain(|c| c.id != removed)).await;
     StatusCode::NO_CONTENT.into_response()
