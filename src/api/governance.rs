@@ -15,6 +15,10 @@
 //! - overlapping the SLO window (the longest of the SLOs it covers): an older one changes nothing;
 //! - `slo`, if given, names an SLO of the service;
 //! - at most [`MAX_CORRECTIONS_PER_SERVICE`] per service.
+//!
+//! A service holds at most [`MAX_OVERRIDES_PER_SERVICE`] active overrides (409 beyond). Both caps
+//! are checked before the store write, so requests racing each other can pass together: they
+//! stop a runaway script or a leaked token, not a burst of simultaneous requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +45,12 @@ use crate::store::{AuditAction, AuditEntry, Correction, StoreError};
 /// change: a week covers a long weekend plus a release train, and anything longer belongs in
 /// the spec, where it is reviewed.
 pub const MAX_OVERRIDE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Active overrides held per service; a POST beyond it is a 409. Every gate answer copies and
+/// weighs all of a service's overrides, so their number is paid on the sub-millisecond gate
+/// path, and one or two bridge any real incident: a hundred is a script or a leaked token,
+/// which should stop loudly rather than slow every deploy.
+pub const MAX_OVERRIDES_PER_SERVICE: usize = 100;
 
 /// Longest reason accepted: a sentence or a ticket link; the bound keeps gate answers and audit
 /// entries readable.
@@ -204,6 +214,18 @@ pub(super) async fn create_override(
     let Json(body) = or_respond!(body.map_err(|e| Refusal::bad_request(format!("{e}; expected {OVERRIDE_SHAPE}"))));
     let (reason, ttl) = or_respond!(body.validate().map_err(Refusal::bad_request));
     let now = shared.clock.now();
+    // Expired overrides wait for the core to reap them and never count: they no longer apply.
+    let n_active = shared.governance.overrides_of(&service).iter().filter(|o| o.is_active(now)).count();
+    if n_active >= MAX_OVERRIDES_PER_SERVICE {
+        return Refusal::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{service} already has {MAX_OVERRIDES_PER_SERVICE} active overrides; delete one \
+                 (DELETE /v1/services/{service}/overrides/{{id}}) or wait for one to expire"
+            ),
+        )
+        .into_response();
+    }
     let id = or_respond!(shared.store.new_id("ovr").map_err(|e| store_failed("allocating an id", e)));
     let created = Override {
         id: id.clone(),

@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::governance::MAX_OVERRIDES_PER_SERVICE;
 use super::{LogSafe, MAX_LOGGED_CHARS, router};
 use crate::clock::{Clock, DAY, HOUR, MINUTE, Millis};
 use crate::daemon::{Command, Governance, Shared};
@@ -382,6 +383,24 @@ async fn flagger_fields_reach_the_log_escaped_and_cut_short() {
     assert!(log.contains(r"canary=canary\n2026-01-01T00:00:00.000000Z  INFO sloguard: flagger gate: allow\u{1b}[2K "));
     assert!(log.contains(&format!("namespace={}…(100000 bytes) ", "n".repeat(MAX_LOGGED_CHARS))), "{log}");
     assert!(log.len() < 1_000, "{} bytes logged", log.len());
+}
+
+#[tokio::test]
+async fn overrides_per_service_are_capped_while_active() {
+    let api = api(Some(TOKEN)).await;
+    let path = "/v1/services/checkout/overrides";
+    let body = json!({"decision": "allow", "reason": "INC-42", "expires_in": "1h"});
+    for n in 0..MAX_OVERRIDES_PER_SERVICE {
+        assert_eq!(api.post(path, Some(TOKEN), body.clone()).await.0, StatusCode::CREATED, "override {n}");
+    }
+    let (status, res) = api.post(path, Some(TOKEN), body.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(res["error"], "conflict");
+    assert!(res["reason"].as_str().unwrap().starts_with("checkout already has 100 active overrides; "), "{res}");
+    assert_eq!(api.post("/v1/services/payments/overrides", Some(TOKEN), body.clone()).await.0, StatusCode::CREATED);
+
+    api.advance(HOUR);
+    assert_eq!(api.post(path, Some(TOKEN), body).await.0, StatusCode::CREATED, "expired overrides do not count");
 }
 
 #[tokio::test]
