@@ -166,18 +166,24 @@ fn parse_located(
 
 impl Checker<'_> {
     /// Service and SLO names become ids (`service/slo`) in events, URLs and store keys, so they
-    /// are restricted to characters that need no quoting anywhere.
+    /// are restricted to characters that need no quoting anywhere. The first must be a letter or
+    /// digit: a service is a URL path segment (`/v1/gate/{service}`), and HTTP clients resolve
+    /// `.` and `..` segments away (`/v1/gate/..` reaches `/v1/`), so such a service could never
+    /// be asked about; a leading `-` reads as an option on command lines.
     fn name(&mut self, name: &Spanned<String>, field: &str) -> Option<String> {
         let text = &name.value;
         if text.is_empty() {
             return self.error(&name.referenced, field, "must not be empty");
         }
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-        if !text.chars().all(allowed) {
+        let starts_well = text.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !starts_well || !text.chars().all(allowed) {
             return self.error(
                 &name.referenced,
                 field,
-                format!("invalid name `{text}`: use only letters, digits, `_`, `-` and `.`"),
+                format!(
+                    "invalid name `{text}`: use only letters, digits, `_`, `-` and `.`, starting with a letter or digit"
+                ),
             );
         }
         Some(text.clone())

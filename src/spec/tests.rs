@@ -375,12 +375,33 @@ fn empty_and_invalid_names() {
     assert_eq!(
         errors_of(&valid_with("name: availability", "name: avail/ability")),
         ["4:11: slos[0].name: invalid name `avail/ability`: use only letters, digits, `_`, `-` \
-          and `.`"]
+          and `.`, starting with a letter or digit"]
     );
     assert_eq!(
         errors_of(&valid_with("owner: payments-team", "owner: ' '")),
         ["2:8: owner: must not be empty (omit the field instead)"]
     );
+}
+
+#[test]
+fn names_start_with_a_letter_or_digit() {
+    // HTTP clients resolve `.` and `..` path segments away, so `/v1/gate/..` could never reach
+    // such a service.
+    for name in ["..", ".", ".hidden", "-x", "_x"] {
+        assert_eq!(
+            errors_of(&valid_with("service: checkout", &format!("service: {name}"))),
+            [format!(
+                "1:10: service: invalid name `{name}`: use only letters, digits, `_`, `-` and `.`, starting \
+                 with a letter or digit"
+            )]
+        );
+    }
+    assert_eq!(
+        errors_of(&valid_with("name: availability", "name: ..")),
+        ["4:11: slos[0].name: invalid name `..`: use only letters, digits, `_`, `-` and `.`, starting with a \
+          letter or digit"]
+    );
+    assert_eq!(parse(&valid_with("service: checkout", "service: 2fa.v1_x-y")).service, "2fa.v1_x-y");
 }
 
 #[test]
