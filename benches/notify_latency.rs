@@ -198,6 +198,7 @@ fn alert(at: Millis) -> AlertChange {
         time_to_exhaustion_s: Some(3600.0),
         since: at,
         postmortem: None,
+        inhibited_by: None,
     }
 }
 

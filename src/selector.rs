@@ -14,11 +14,63 @@
 //!   every series in existence); a metric name counts as such a matcher.
 //! - Only plain selectors: functions, range selectors and `offset`/`@` modifiers are rejected,
 //!   because sloguard computes increases itself from raw counter samples.
+//!
+//! A regex's compiled size grows with its repetitions (`a{100000}` takes 4.6 MiB), so the
+//! regexes of one spec load share a [`RegexBudget`] on top of the per-regex limit.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use regex::Regex;
+use regex_automata::meta::{BuildError, Regex};
+
+/// Heap the compiled regexes of one spec load may take together. A typical matcher compiles to
+/// 2-10 KiB (`GET|POST|PUT` 1.7 KiB, `5..` 3.4 KiB, `2..|3..|4..|5..` 9.5 KiB), so 10,000 SLOs,
+/// the scale `benches/engine.rs` measures, with those last two as their selectors' regexes take
+/// 126 MiB: this leaves twice that, while a spec of 200 `a{100000}` matchers (4.6 MiB each),
+/// which took 954 MB to validate, stops at 280 MB.
+pub const REGEX_BUDGET_BYTES: usize = 256 << 20;
+
+/// Largest NFA a single regex may compile to: the `regex` crate's default, which selectors had
+/// before the budget existed, so no regex that loaded before is refused alone.
+const MAX_REGEX_NFA_BYTES: usize = 10 << 20;
+
+/// What is left of [`REGEX_BUDGET_BYTES`] while one spec load compiles its selectors: each
+/// regex is charged its heap size, and one that does not fit is an error.
+#[derive(Debug)]
+pub struct RegexBudget {
+    remaining: usize,
+}
+
+impl Default for RegexBudget {
+    fn default() -> Self {
+        RegexBudget { remaining: REGEX_BUDGET_BYTES }
+    }
+}
+
+impl RegexBudget {
+    /// Compiles `pattern` (for `label`'s matcher) and charges it, or says why not.
+    fn compile(&mut self, label: &str, pattern: &str) -> Result<Regex, SelectorErrorKind> {
+        // Capping the NFA at what is left makes a regex that cannot fit fail while it is being
+        // compiled, before it takes its memory; the charge below counts everything it holds
+        // (both directions' NFAs, the one-pass DFA, literal prefilters).
+        let nfa_limit = self.remaining.min(MAX_REGEX_NFA_BYTES);
+        let over_budget = || SelectorErrorKind::RegexBudget { label: label.to_string() };
+        let config = Regex::config().nfa_size_limit(Some(nfa_limit));
+        let regex = match Regex::builder().configure(config).build(pattern) {
+            Ok(regex) => regex,
+            Err(e) if e.size_limit().is_some() && nfa_limit < MAX_REGEX_NFA_BYTES => return Err(over_budget()),
+            Err(e) => {
+                return Err(SelectorErrorKind::InvalidRegex { label: label.to_string(), message: regex_message(&e) });
+            }
+        };
+        let cost = regex.memory_usage();
+        if cost > self.remaining {
+            return Err(over_budget());
+        }
+        self.remaining -= cost;
+        Ok(regex)
+    }
+}
 
 /// Anything a selector can read labels from: a parsed exposition sample, a Prometheus API result.
 pub trait LabelSet {
@@ -77,6 +129,14 @@ pub enum SelectorErrorKind {
     /// A regex matcher whose pattern does not compile; the offset is the value's quote.
     #[error("invalid regex for label `{label}`: {message}")]
     InvalidRegex { label: String, message: String },
+    /// A regex matcher that compiled within the per-regex limit but does not fit in what is left
+    /// of the load's [`RegexBudget`]; the offset is the value's quote.
+    #[error(
+        "regex for label `{label}` does not fit: the regexes of these specs would take more than {} MiB \
+         compiled; simplify them (large repetitions such as `a{{1000}}` cost the most)",
+        REGEX_BUDGET_BYTES >> 20
+    )]
+    RegexBudget { label: String },
     /// Every matcher also matches the empty string, so the selector would match everything.
     #[error("selector must contain at least one matcher that does not match the empty string")]
     MatchesEverything,
@@ -132,9 +192,15 @@ impl Matcher {
 }
 
 impl Selector {
-    /// Parses a PromQL instant-vector selector: `metric`, `metric{...}` or `{__name__="m", ...}`.
+    /// Parses a PromQL instant-vector selector: `metric`, `metric{...}` or `{__name__="m", ...}`,
+    /// on its own, with a whole [`RegexBudget`].
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
-        let matchers = Parser { text, pos: 0 }.selector().map_err(|(byte_offset, kind)| {
+        Selector::parse_within(text, &mut RegexBudget::default())
+    }
+
+    /// [`Selector::parse`], charging its regexes to `regexes`, the budget of a whole spec load.
+    pub fn parse_within(text: &str, regexes: &mut RegexBudget) -> Result<Selector, SelectorError> {
+        let matchers = Parser { text, pos: 0, regexes }.selector().map_err(|(byte_offset, kind)| {
             // Offsets are reported in characters so they line up with what an editor shows.
             SelectorError { offset: text[..byte_offset].chars().count(), kind }
         })?;
@@ -189,6 +255,7 @@ struct Parser<'a> {
     text: &'a str,
     /// Byte offset of the next unread character.
     pos: usize,
+    regexes: &'a mut RegexBudget,
 }
 
 impl Parser<'_> {
@@ -322,10 +389,7 @@ impl Parser<'_> {
         let value = self.quoted()?;
         let op = if regex {
             // Prometheus anchors regexes at both ends; without this `5..` would match `5000`.
-            let re = Regex::new(&format!("^(?:{value})$")).map_err(|e| {
-                let kind = SelectorErrorKind::InvalidRegex { label: label.clone(), message: regex_message(&e) };
-                (value_start, kind)
-            })?;
+            let re = self.regexes.compile(&label, &format!("^(?:{value})$")).map_err(|kind| (value_start, kind))?;
             if negate { MatchOp::NotRegex(re) } else { MatchOp::Regex(re) }
         } else if negate {
             MatchOp::NotEqual(value)
@@ -400,10 +464,13 @@ impl Parser<'_> {
     }
 }
 
-/// The `regex` crate's errors span several lines with a caret diagram relative to our anchored
-/// pattern; keep only its one-line `error: ...` summary so spec errors stay on one line.
-fn regex_message(err: &regex::Error) -> String {
-    let text = err.to_string();
+/// Syntax errors span several lines with a caret diagram relative to our anchored pattern; keep
+/// only their one-line `error: ...` summary so spec errors stay on one line.
+fn regex_message(err: &BuildError) -> String {
+    if let Some(limit) = err.size_limit() {
+        return format!("compiled regex exceeds the size limit of {limit} bytes");
+    }
+    let text = err.syntax_error().map_or_else(|| err.to_string(), ToString::to_string);
     match text.lines().find_map(|line| line.strip_prefix("error: ")) {
         Some(summary) => summary.to_string(),
         None => text.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -638,6 +705,11 @@ mod tests {
         assert_eq!(
             error(r#"up{code=~"5(.."}"#),
             "invalid selector: invalid regex for label `code`: unclosed group at offset 9"
+        );
+        assert_eq!(
+            error(r#"up{code=~"\\w{1000}"}"#),
+            "invalid selector: invalid regex for label `code`: compiled regex exceeds the size limit of 10485760 \
+             bytes at offset 9"
         );
     }
 }

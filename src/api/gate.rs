@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::info;
 
-use super::{problem, ready_snapshot, starting, unknown_service};
+use super::{LogSafe, problem, ready_snapshot, starting, unknown_service};
 use crate::daemon::Shared;
 use crate::policy::{self, Decision, GateDecision, GateRequest};
 use crate::status::{ServiceStatus, Snapshot};
@@ -86,10 +86,10 @@ pub(super) async fn flagger(
     let Some(status) = snapshot.service(service) else { return unknown_service(service) };
     let gate = decide(&shared, &snapshot, status, change);
     info!(
-        service = %service,
-        canary = %payload.name,
-        namespace = payload.namespace.as_deref().unwrap_or("-"),
-        phase = payload.phase.as_deref().unwrap_or("-"),
+        service = %LogSafe(service),
+        canary = %LogSafe(&payload.name),
+        namespace = %LogSafe(payload.namespace.as_deref().unwrap_or("-")),
+        phase = %LogSafe(payload.phase.as_deref().unwrap_or("-")),
         "flagger gate: {}",
         gate.decision.as_str()
     );

@@ -15,6 +15,10 @@
 //! - overlapping the SLO window (the longest of the SLOs it covers): an older one changes nothing;
 //! - `slo`, if given, names an SLO of the service;
 //! - at most [`MAX_CORRECTIONS_PER_SERVICE`] per service.
+//!
+//! A service holds at most [`MAX_OVERRIDES_PER_SERVICE`] active overrides (409 beyond). Both caps
+//! are checked before the store write, so requests racing each other can pass together: they
+//! stop a runaway script or a leaked token, not a burst of simultaneous requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +33,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
-use super::{LogQuery, Refusal, log_query, or_respond, ready_snapshot};
+use super::{LogQuery, LogSafe, Refusal, log_query, or_respond, ready_snapshot};
 use crate::clock::{DAY, HOUR, Millis, duration_millis, format_span, parse_rfc3339, rfc3339};
 use crate::daemon::{Shared, TokenCheck};
 use crate::duration::parse_duration;
@@ -41,6 +45,12 @@ use crate::store::{AuditAction, AuditEntry, Correction, StoreError};
 /// change: a week covers a long weekend plus a release train, and anything longer belongs in
 /// the spec, where it is reviewed.
 pub const MAX_OVERRIDE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Active overrides held per service; a POST beyond it is a 409. Every gate answer copies and
+/// weighs all of a service's overrides, so their number is paid on the sub-millisecond gate
+/// path, and one or two bridge any real incident: a hundred is a script or a leaked token,
+/// which should stop loudly rather than slow every deploy.
+pub const MAX_OVERRIDES_PER_SERVICE: usize = 100;
 
 /// Longest reason accepted: a sentence or a ticket link; the bound keeps gate answers and audit
 /// entries readable.
@@ -86,7 +96,7 @@ impl Caller {
 
     fn describe(&self) -> String {
         match &self.actor {
-            Some(actor) => format!("{actor} from {}", self.remote),
+            Some(actor) => format!("{} from {}", LogSafe(actor), self.remote),
             None => format!("{} (no {ACTOR_HEADER})", self.remote),
         }
     }
@@ -204,6 +214,18 @@ pub(super) async fn create_override(
     let Json(body) = or_respond!(body.map_err(|e| Refusal::bad_request(format!("{e}; expected {OVERRIDE_SHAPE}"))));
     let (reason, ttl) = or_respond!(body.validate().map_err(Refusal::bad_request));
     let now = shared.clock.now();
+    // Expired overrides wait for the core to reap them and never count: they no longer apply.
+    let n_active = shared.governance.overrides_of(&service).iter().filter(|o| o.is_active(now)).count();
+    if n_active >= MAX_OVERRIDES_PER_SERVICE {
+        return Refusal::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{service} already has {MAX_OVERRIDES_PER_SERVICE} active overrides; delete one \
+                 (DELETE /v1/services/{service}/overrides/{{id}}) or wait for one to expire"
+            ),
+        )
+        .into_response();
+    }
     let id = or_respond!(shared.store.new_id("ovr").map_err(|e| store_failed("allocating an id", e)));
     let created = Override {
         id: id.clone(),
@@ -219,12 +241,12 @@ pub(super) async fn create_override(
     or_respond!(shared.store.put_override(&created, &entry).await.map_err(|e| store_failed("storing the override", e)));
     shared.governance.add_override(created.clone());
     info!(
-        service = %service,
+        service = %LogSafe(&service),
         "override {id} created by {}: {} until {}: {:?}",
         caller.describe(),
         created.decision.as_str(),
         rfc3339(created.expires_at),
-        created.reason
+        LogSafe(&created.reason)
     );
     let location = format!("/v1/services/{service}/overrides/{id}");
     (StatusCode::CREATED, [(header::LOCATION, location)], Json(json!({"id": id, "override": created}))).into_response()
@@ -262,7 +284,7 @@ pub(super) async fn delete_override(
         // The core reaped it (expired) between our lookup and the delete.
         return no_such().into_response();
     }
-    info!(service = %service, "override {id} deleted by {}", caller.describe());
+    info!(service = %LogSafe(&service), "override {} deleted by {}", LogSafe(&id), caller.describe());
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -371,13 +393,13 @@ pub(super) async fn create_correction(
         shared.store.put_correction(&correction, &entry).await.map_err(|e| store_failed("storing the correction", e))
     );
     info!(
-        service = %service,
+        service = %LogSafe(&service),
         "correction {id} created by {}: {} .. {} ({}): {:?}",
         caller.describe(),
         rfc3339(correction.start),
         rfc3339(correction.end),
-        correction.slo.as_deref().unwrap_or("every SLO"),
-        correction.reason
+        LogSafe(correction.slo.as_deref().unwrap_or("every SLO")),
+        LogSafe(&correction.reason)
     );
     let added = correction.clone();
     let applied = apply(&shared, &service, move |list| list.push(added)).await;
@@ -415,7 +437,7 @@ pub(super) async fn delete_correction(
         // A concurrent DELETE won.
         return no_such().into_response();
     }
-    info!(service = %service, "correction {id} deleted by {}", caller.describe());
+    info!(service = %LogSafe(&service), "correction {} deleted by {}", LogSafe(&id), caller.describe());
     let removed = id.clone();
     apply(&shared, &service, move |list| list.retain(|c| c.id != removed)).await;
     StatusCode::NO_CONTENT.into_response()

@@ -7,6 +7,9 @@
 //! only, so it never waits on a scrape or the store. Every error is JSON with a reason, and 4xx
 //! means the request was wrong: a policy "no" is a 200 `deny` (403 only on the Flagger webhook,
 //! whose protocol is the status code).
+//!
+//! A string from a client (a path segment, a header, a body field) reaches a log line only
+//! through [`LogSafe`]: escaped and cut short, since anyone who can reach the port can send one.
 
 mod gate;
 mod governance;
@@ -14,6 +17,7 @@ mod governance;
 mod tests;
 mod timing;
 
+use std::fmt::{self, Write};
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -36,6 +40,11 @@ pub use timing::RequestStats;
 const DEFAULT_EVENT_LIMIT: usize = 1_000;
 /// Upper bound on `limit`, so one request cannot make the daemon serialize its whole log.
 const MAX_EVENT_LIMIT: usize = 10_000;
+
+/// Characters of one client-provided value a log line shows. The API logs who asked for what,
+/// and a name, a reason or a Flagger field is a sentence at most: 200 characters show it whole,
+/// while an unauthenticated client could otherwise grow the log by a megabyte a request.
+const MAX_LOGGED_CHARS: usize = 200;
 
 /// Every route's path template, in the order of the handlers in [`router`]; `/metrics` labels
 /// request durations with them.
@@ -87,6 +96,38 @@ pub fn router(shared: Arc<Shared>) -> Router {
 fn problem(status: StatusCode, reason: impl Into<String>) -> Response {
     let error = status.canonical_reason().unwrap_or("error").to_lowercase();
     (status, Json(json!({"error": error, "reason": reason.into()}))).into_response()
+}
+
+/// A client-provided string as a log line may show it: control characters (newline, ESC, ...),
+/// backslashes and quotes escaped as Rust's `escape_debug` does, so no value can end the line
+/// and forge the next one or drive a terminal; cut after [`MAX_LOGGED_CHARS`] characters with
+/// `…(N bytes)` giving the whole value's length. `{}` shows it bare, for `field=value` pairs;
+/// `{:?}` in double quotes, for text inside a message.
+struct LogSafe<'a>(&'a str);
+
+impl fmt::Display for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        let mut chars = text.chars();
+        for c in chars.by_ref().take(MAX_LOGGED_CHARS) {
+            // `'` needs no escape where values are bare or in double quotes.
+            if c == '\'' {
+                f.write_char(c)?;
+            } else {
+                write!(f, "{}", c.escape_debug())?;
+            }
+        }
+        if chars.next().is_some() {
+            write!(f, "…({} bytes)", text.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
 }
 
 /// The snapshot, or `None` before the first evaluation (state still restoring).

@@ -10,7 +10,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::router;
+use super::governance::MAX_OVERRIDES_PER_SERVICE;
+use super::{LogSafe, MAX_LOGGED_CHARS, router};
 use crate::clock::{Clock, DAY, HOUR, MINUTE, Millis};
 use crate::daemon::{Command, Governance, Shared};
 use crate::spec::Secret;
@@ -326,6 +327,80 @@ async fn flagger_gets_200_to_advance_and_403_with_reasons_to_halt() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = api.client.post(&url).json(&json!({"namespace": "prod"})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn log_safe_escapes_control_characters_and_caps_length() {
+    assert_eq!(LogSafe("checkout-canary").to_string(), "checkout-canary");
+    assert_eq!(
+        LogSafe("a\nINFO forged\r\x1b[31m\\ \"q\" it's\u{202e}").to_string(),
+        r#"a\nINFO forged\r\u{1b}[31m\\ \"q\" it's\u{202e}"#
+    );
+    assert_eq!(format!("{:?}", LogSafe("say \"hi\"\n")), r#""say \"hi\"\n""#);
+    let exactly = "é".repeat(MAX_LOGGED_CHARS);
+    assert_eq!(LogSafe(&exactly).to_string(), exactly, "at the cap nothing is cut");
+    let long = format!("{exactly}x");
+    assert_eq!(LogSafe(&long).to_string(), format!("{exactly}…(401 bytes)"));
+}
+
+/// A log writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn flagger_fields_reach_the_log_escaped_and_cut_short() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).with_target(false).finish();
+    // The test runtime is single-threaded, so the handler's task logs to this thread's default.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let api = api(None).await;
+    let forged = "canary\n2026-01-01T00:00:00.000000Z  INFO sloguard: flagger gate: allow\x1b[2K";
+    let payload = json!({
+        "name": forged,
+        "namespace": "n".repeat(100_000),
+        "phase": "Progressing",
+        "metadata": {"service": "payments"},
+    });
+    let res = api.client.post(format!("{}/v1/flagger/gate", api.base)).json(&payload).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert!(!log.contains('\x1b'), "{log}");
+    assert!(log.contains(r"canary=canary\n2026-01-01T00:00:00.000000Z  INFO sloguard: flagger gate: allow\u{1b}[2K "));
+    assert!(log.contains(&format!("namespace={}…(100000 bytes) ", "n".repeat(MAX_LOGGED_CHARS))), "{log}");
+    assert!(log.len() < 1_000, "{} bytes logged", log.len());
+}
+
+#[tokio::test]
+async fn overrides_per_service_are_capped_while_active() {
+    let api = api(Some(TOKEN)).await;
+    let path = "/v1/services/checkout/overrides";
+    let body = json!({"decision": "allow", "reason": "INC-42", "expires_in": "1h"});
+    for n in 0..MAX_OVERRIDES_PER_SERVICE {
+        assert_eq!(api.post(path, Some(TOKEN), body.clone()).await.0, StatusCode::CREATED, "override {n}");
+    }
+    let (status, res) = api.post(path, Some(TOKEN), body.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(res["error"], "conflict");
+    assert!(res["reason"].as_str().unwrap().starts_with("checkout already has 100 active overrides; "), "{res}");
+    assert_eq!(api.post("/v1/services/payments/overrides", Some(TOKEN), body.clone()).await.0, StatusCode::CREATED);
+
+    api.advance(HOUR);
+    assert_eq!(api.post(path, Some(TOKEN), body).await.0, StatusCode::CREATED, "expired overrides do not count");
 }
 
 #[tokio::test]

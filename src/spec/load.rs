@@ -15,7 +15,7 @@ use super::check::{
 };
 use super::raw::{RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier};
 use super::{Alerting, BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
-use crate::selector::Selector;
+use crate::selector::{RegexBudget, Selector};
 
 /// Shortest SLO window accepted. Budgets are computed from scraped counters, and a window under
 /// a minute holds only a few scrapes: its "budget" would be noise, not an objective.
@@ -30,13 +30,13 @@ const DISABLED: &str = "disabled";
 /// Parses and validates one spec file's text. `path` is used in error messages, recorded in the
 /// result, and is the base of relative paths in `source:` (token and CA files).
 pub fn parse_spec(path: &Path, text: &str) -> Result<ServiceSpec, SpecErrors> {
-    parse_located(path, text, &process_env, None).map(|(spec, _)| spec)
+    parse_located(path, text, &process_env, None, &mut RegexBudget::default()).map(|(spec, _)| spec)
 }
 
 /// [`parse_spec`], resolving `source:` secrets named by `*_env` keys through `env`.
 #[cfg(test)]
 pub(super) fn parse_spec_with_env(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<ServiceSpec, SpecErrors> {
-    parse_located(path, text, env, None).map(|(spec, _)| spec)
+    parse_located(path, text, env, None, &mut RegexBudget::default()).map(|(spec, _)| spec)
 }
 
 /// Loads a spec file, or every `*.yaml` / `*.yml` file directly inside a directory.
@@ -81,6 +81,8 @@ pub(crate) fn load_specs(
         }
     }
     let mut specs = Vec::new();
+    // One budget for all files: the daemon holds every spec's regexes at once.
+    let mut regexes = RegexBudget::default();
     // Where each service was first defined, to point at it from the duplicate.
     let mut first_seen: HashMap<String, (PathBuf, Location)> = HashMap::new();
     for file in files {
@@ -91,7 +93,7 @@ pub(crate) fn load_specs(
                 continue;
             }
         };
-        let (spec, at) = match parse_located(&file, &text, env, route_check) {
+        let (spec, at) = match parse_located(&file, &text, env, route_check, &mut regexes) {
             Ok(located) => located,
             Err(SpecErrors(file_errors)) => {
                 errors.extend(file_errors);
@@ -153,34 +155,42 @@ fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
     Ok(files)
 }
 
-/// Parses one file and also returns where its `service` value sits, for duplicate checks.
+/// Parses one file, charging its selectors' regexes to `regexes`, and also returns where its
+/// `service` value sits, for duplicate checks.
 fn parse_located(
     path: &Path,
     text: &str,
     env: EnvLookup<'_>,
     route_check: Option<RouteCheck<'_>>,
+    regexes: &mut RegexBudget,
 ) -> Result<(ServiceSpec, Location), SpecErrors> {
     let raw: Spanned<RawService> = parse_document(path, text)?;
     let mut check = Checker::new(path, env, route_check);
-    let spec = check.service(&raw);
+    let spec = check.service(&raw, regexes);
     let at = raw.value.service.as_ref().map_or(raw.referenced, |s| s.referenced);
     check.finish(spec).map(|spec| (spec, at))
 }
 
 impl Checker<'_> {
     /// Service and SLO names become ids (`service/slo`) in events, URLs and store keys, so they
-    /// are restricted to characters that need no quoting anywhere.
+    /// are restricted to characters that need no quoting anywhere. The first must be a letter or
+    /// digit: a service is a URL path segment (`/v1/gate/{service}`), and HTTP clients resolve
+    /// `.` and `..` segments away (`/v1/gate/..` reaches `/v1/`), so such a service could never
+    /// be asked about; a leading `-` reads as an option on command lines.
     fn name(&mut self, name: &Spanned<String>, field: &str) -> Option<String> {
         let text = &name.value;
         if text.is_empty() {
             return self.error(&name.referenced, field, "must not be empty");
         }
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-        if !text.chars().all(allowed) {
+        let starts_well = text.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !starts_well || !text.chars().all(allowed) {
             return self.error(
                 &name.referenced,
                 field,
-                format!("invalid name `{text}`: use only letters, digits, `_`, `-` and `.`"),
+                format!(
+                    "invalid name `{text}`: use only letters, digits, `_`, `-` and `.`, starting with a letter or digit"
+                ),
             );
         }
         Some(text.clone())
@@ -197,19 +207,19 @@ impl Checker<'_> {
         }
     }
 
-    fn selector(&mut self, text: &Spanned<String>, field: &str) -> Option<Selector> {
-        match Selector::parse(&text.value) {
+    fn selector(&mut self, text: &Spanned<String>, field: &str, regexes: &mut RegexBudget) -> Option<Selector> {
+        match Selector::parse_within(&text.value, regexes) {
             Ok(selector) => Some(selector),
             Err(e) => self.error(&text.referenced, field, e.to_string()),
         }
     }
 
-    fn service(&mut self, raw: &Spanned<RawService>) -> Option<ServiceSpec> {
+    fn service(&mut self, raw: &Spanned<RawService>, regexes: &mut RegexBudget) -> Option<ServiceSpec> {
         let root = &raw.referenced;
         let RawService { service, owner, slos, policy, source, notify } = &raw.value;
         let service = self.require(service, root, "service").and_then(|s| self.name(s, "service"));
         let owner = self.optional_text(owner, "owner");
-        let slos = self.require(slos, root, "slos").and_then(|slos| self.slos(slos));
+        let slos = self.require(slos, root, "slos").and_then(|slos| self.slos(slos, regexes));
         let policy = self.policy(policy.as_ref());
         let source = match source {
             Some(source) => self.source(source).map(Some),
@@ -227,7 +237,7 @@ impl Checker<'_> {
         })
     }
 
-    fn slos(&mut self, slos: &Spanned<Vec<Spanned<RawSlo>>>) -> Option<Vec<SloSpec>> {
+    fn slos(&mut self, slos: &Spanned<Vec<Spanned<RawSlo>>>, regexes: &mut RegexBudget) -> Option<Vec<SloSpec>> {
         if slos.value.is_empty() {
             return self.error(&slos.referenced, "slos", "must list at least one SLO");
         }
@@ -244,12 +254,12 @@ impl Checker<'_> {
                     first_seen.insert(&name.value, &name.referenced);
                 }
             }
-            validated.push(self.slo(slo, &path));
+            validated.push(self.slo(slo, &path, regexes));
         }
         validated.into_iter().collect()
     }
 
-    fn slo(&mut self, slo: &Spanned<RawSlo>, path: &str) -> Option<SloSpec> {
+    fn slo(&mut self, slo: &Spanned<RawSlo>, path: &str, regexes: &mut RegexBudget) -> Option<SloSpec> {
         let at = &slo.referenced;
         let RawSlo { name, objective, window, runbook, sli, alerting } = &slo.value;
         let field = |key| join(path, key);
@@ -258,7 +268,7 @@ impl Checker<'_> {
             self.require(objective, at, &field("objective")).and_then(|o| self.objective(o, &field("objective")));
         let window = self.require(window, at, &field("window")).and_then(|w| self.window(w, &field("window")));
         let runbook = self.optional_text(runbook, &field("runbook"));
-        let sli = self.require(sli, at, &field("sli")).and_then(|s| self.sli(s, &field("sli")));
+        let sli = self.require(sli, at, &field("sli")).and_then(|s| self.sli(s, &field("sli"), regexes));
         let tiers = self.tiers(alerting.as_ref(), &field("alerting"));
         let guards = self.alerting(alerting.as_ref(), &field("alerting"));
         Some(SloSpec {
@@ -295,18 +305,19 @@ impl Checker<'_> {
         Some(duration)
     }
 
-    fn sli(&mut self, sli: &Spanned<RawSli>, path: &str) -> Option<Sli> {
+    fn sli(&mut self, sli: &Spanned<RawSli>, path: &str, regexes: &mut RegexBudget) -> Option<Sli> {
         let RawSli { errors, good, total } = &sli.value;
         let field = |key| join(path, key);
-        let total =
-            self.require(total, &sli.referenced, &field("total")).and_then(|t| self.selector(t, &field("total")));
+        let total = self
+            .require(total, &sli.referenced, &field("total"))
+            .and_then(|t| self.selector(t, &field("total"), regexes));
         match (errors, good) {
             (Some(errors), None) => {
-                let errors = self.selector(errors, &field("errors"));
+                let errors = self.selector(errors, &field("errors"), regexes);
                 Some(Sli::ErrorsTotal { errors: errors?, total: total? })
             }
             (None, Some(good)) => {
-                let good = self.selector(good, &field("good"));
+                let good = self.selector(good, &field("good"), regexes);
                 Some(Sli::GoodTotal { good: good?, total: total? })
             }
             (Some(_), Some(_)) => {

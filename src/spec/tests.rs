@@ -273,6 +273,35 @@ fn bad_selector() {
 }
 
 #[test]
+fn regexes_share_one_budget_per_load() {
+    // Each `a{100000}` compiles to 4.6 MiB, within the per-regex limit; 60 of them overrun the
+    // 256 MiB the regexes of one load may take together, which 200 of them once did fourfold.
+    const N_SLOS: usize = 60;
+    let mut yaml = String::from("service: big\nslos:\n");
+    for i in 0..N_SLOS {
+        yaml.push_str(&format!(
+            "  - name: s{i}\n    objective: 99.9\n    window: 30d\n    sli:\n      errors: 'req{{code=~\"a{{100000}}\"}}'\n      total: req\n"
+        ));
+    }
+    let errors = errors_of(&yaml);
+    // The budget holds the first few dozen; where exactly depends on the regex engine's
+    // layout, and every SLO from there on is reported at its `errors` value.
+    let first = N_SLOS - errors.len();
+    assert!((20..N_SLOS).contains(&first), "{} errors: {errors:#?}", errors.len());
+    let expected: Vec<String> = (first..N_SLOS)
+        .map(|i| {
+            format!(
+                "{}:15: slos[{i}].sli.errors: invalid selector: regex for label `code` does not fit: the regexes \
+                 of these specs would take more than 256 MiB compiled; simplify them (large repetitions such as \
+                 `a{{1000}}` cost the most) at offset 10",
+                7 + 6 * i
+            )
+        })
+        .collect();
+    assert_eq!(errors, expected);
+}
+
+#[test]
 fn bad_window() {
     assert_eq!(
         errors_of(&valid_with("30d", "1.5h")),
@@ -414,12 +443,33 @@ fn empty_and_invalid_names() {
     assert_eq!(
         errors_of(&valid_with("name: availability", "name: avail/ability")),
         ["4:11: slos[0].name: invalid name `avail/ability`: use only letters, digits, `_`, `-` \
-          and `.`"]
+          and `.`, starting with a letter or digit"]
     );
     assert_eq!(
         errors_of(&valid_with("owner: payments-team", "owner: ' '")),
         ["2:8: owner: must not be empty (omit the field instead)"]
     );
+}
+
+#[test]
+fn names_start_with_a_letter_or_digit() {
+    // HTTP clients resolve `.` and `..` path segments away, so `/v1/gate/..` could never reach
+    // such a service.
+    for name in ["..", ".", ".hidden", "-x", "_x"] {
+        assert_eq!(
+            errors_of(&valid_with("service: checkout", &format!("service: {name}"))),
+            [format!(
+                "1:10: service: invalid name `{name}`: use only letters, digits, `_`, `-` and `.`, starting \
+                 with a letter or digit"
+            )]
+        );
+    }
+    assert_eq!(
+        errors_of(&valid_with("name: availability", "name: ..")),
+        ["4:11: slos[0].name: invalid name `..`: use only letters, digits, `_`, `-` and `.`, starting with a \
+          letter or digit"]
+    );
+    assert_eq!(parse(&valid_with("service: checkout", "service: 2fa.v1_x-y")).service, "2fa.v1_x-y");
 }
 
 #[test]
