@@ -50,7 +50,8 @@ async fn known_budget(service: &str) -> (Target, Daemon) {
 }
 
 /// Spends the budget: 500 good and 500 failed requests on top of 1000 good, a 25% error ratio
-/// (burn 25: both page and ticket tiers fire, and the service freezes at -2400%). Returns the
+/// (burn 25: the page fires, the ticket's conditions hold but it waits for the page to resolve,
+/// and the service freezes at -2400%). Returns the
 /// service body once all of that shows.
 async fn overspend(target: &Target, daemon: &Daemon, service: &str) -> Value {
     target.add(500, 500);
@@ -184,7 +185,7 @@ async fn sigkill_and_restart_keep_alerts_freeze_and_budget() {
     let before = overspend(&target, &daemon, "pay").await;
     let frozen_since = before["frozen_since"].as_str().expect("frozen_since").to_string();
     let (_, page_since) = alert(&before, "pay/availability", "page");
-    let (_, ticket_since) = alert(&before, "pay/availability", "ticket");
+    assert_eq!(alert(&before, "pay/availability", "ticket"), (false, None), "inhibited by the page: {before}");
     wait_for_flush().await;
 
     // More good traffic, seen by the daemon and then killed before (or just after) a flush:
@@ -201,7 +202,7 @@ async fn sigkill_and_restart_keep_alerts_freeze_and_budget() {
     let restored = daemon.service("pay").await;
     assert_eq!(restored["frozen_since"], frozen_since.as_str(), "{restored}");
     assert_eq!(alert(&restored, "pay/availability", "page"), (true, page_since.clone()));
-    assert_eq!(alert(&restored, "pay/availability", "ticket"), (true, ticket_since));
+    assert_eq!(alert(&restored, "pay/availability", "ticket"), (false, None));
     let first = budget(&restored, "pay/availability");
     assert!(close(first, -24.0) || close(first, after_b), "lost more than one flush interval: {first:?}");
     eprintln!("restart after SIGKILL: ready in {:?}, budget {first:?}", daemon.ready_after);
@@ -214,9 +215,9 @@ async fn sigkill_and_restart_keep_alerts_freeze_and_budget() {
     tokio::time::sleep(INTERVAL * 2).await;
     let events = daemon.events("pay").await;
     assert_eq!(count_events(&events, "alert_firing", Some("page")), 1, "{events:#?}");
-    assert_eq!(count_events(&events, "alert_firing", Some("ticket")), 1, "{events:#?}");
+    assert_eq!(count_events(&events, "alert_firing", Some("ticket")), 0, "{events:#?}");
     assert_eq!(count_events(&events, "freeze", None), 1, "{events:#?}");
-    assert_eq!(events.len(), 3, "no resolve or unfreeze either: {events:#?}");
+    assert_eq!(events.len(), 2, "no resolve or unfreeze either: {events:#?}");
     let page = events.iter().find(|e| e["severity"] == "page").unwrap();
     assert_eq!(page["since"].as_str(), page_since.as_deref());
 }
@@ -356,4 +357,73 @@ async fn a_target_feeds_only_the_services_that_list_it() {
     assert!(close(budget(&b, &slo("b")), 1.0), "{b}");
     assert_eq!(daemon.gate("b").await["decision"], "allow");
     assert_eq!(daemon.events("b").await, Vec::<Value>::new());
+}
+
+/// The fresh-sidecar bug of "SLOs as teams run them": a burst in the first seconds of a 30-day
+/// window "spent" the budget thousands of times over and froze the service at once. With the
+/// default `policy.min_coverage` (1d) the page still fires, but the gate warns, saying why,
+/// instead of denying; and the ticket, whose conditions hold as well, stays quiet while the page
+/// speaks for the incident: one alert event, not two.
+#[tokio::test]
+async fn a_fresh_daemon_with_a_burst_warns_instead_of_freezing_and_pages_once() {
+    crate::support::init();
+    let target = Target::start("young", 100_000).await;
+    target.set_traffic(10, 0);
+    let spec = scrape_spec("young", "young", "99.9", &[target.url()]).replace("  min_coverage: 1s\n", "");
+    assert!(spec.contains("policy:\nsource:"), "the helper's policy has only min_coverage: {spec}");
+    let daemon = Daemon::start(&[("young.yaml", spec.replace("policy:\n", ""))]).await;
+    daemon.wait_for("gate allow", SEE, "/v1/gate/young", |g| g["decision"] == "allow").await;
+
+    target.set_traffic(0, 10);
+    let service = daemon
+        .wait_for("page firing, budget spent", SEE, "/v1/services/young", |s| {
+            alert(s, &slo("young"), "page").0 && budget(s, &slo("young")).is_some_and(|b| b < 0.0)
+        })
+        .await;
+    assert_eq!(service["frozen"], false, "{service}");
+    let status = &service["slos"][0];
+    assert_eq!(status["freeze_held_back"], true, "{status}");
+    let coverage = status["coverage_s"].as_f64().expect("coverage_s");
+    assert!(coverage > 0.0 && coverage < 600.0, "{status}");
+    assert!(!alert(&service, &slo("young"), "ticket").0, "the page speaks for the incident: {service}");
+    let gate = daemon.gate("young").await;
+    assert_eq!(gate["decision"], "warn", "{gate}");
+    let reasons = gate["reasons"].to_string();
+    assert!(reasons.contains("min_coverage") && reasons.contains("no freeze yet"), "{gate}");
+    let events = daemon.events("young").await;
+    assert_eq!(count_events(&events, "alert_firing", None), 1, "{events:?}");
+    assert_eq!(count_events(&events, "freeze", None), 0, "{events:?}");
+}
+
+/// A series that vanishes while its target still answers is missing data, not good news: after
+/// `alerting.no_data` the SLO raises `no_data` (with the last sample's time), and
+/// `data_returned` once samples come back.
+#[tokio::test]
+async fn a_vanished_series_raises_no_data_while_the_scrape_succeeds() {
+    crate::support::init();
+    let target = Target::start("gone", 100_000).await;
+    target.set_traffic(10, 0);
+    let spec = scrape_spec("gone", "gone", "99.9", &[target.url()])
+        .replace("    sli:\n", "    alerting: { no_data: 1m }\n    sli:\n");
+    let daemon = Daemon::start(&[("gone.yaml", spec)]).await;
+    daemon.wait_for("gate allow", SEE, "/v1/gate/gone", |g| g["decision"] == "allow").await;
+
+    target.set_mode(Mode::Vanished);
+    let no_data = Duration::from_secs(60);
+    let events = crate::support::wait_until("a no_data event", no_data + SEE, || async {
+        let events = daemon.events("gone").await;
+        events.iter().any(|e| e["event"] == "no_data").then_some(events)
+    })
+    .await;
+    let event = events.iter().find(|e| e["event"] == "no_data").unwrap();
+    assert_eq!(event["slo"], "gone/availability", "{event}");
+    assert!(event["since"].is_string(), "{event}");
+    let source = &daemon.service("gone").await["sources"][0];
+    assert_eq!(source["up"], true, "the scrape itself succeeds: {source}");
+
+    target.set_mode(Mode::Healthy);
+    crate::support::wait_until("data_returned", SEE, || async {
+        daemon.events("gone").await.iter().any(|e| e["event"] == "data_returned").then_some(())
+    })
+    .await;
 }

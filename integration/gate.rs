@@ -91,7 +91,7 @@ impl Daemon {
                 "service: checkout\nslos:\n  - name: availability\n    objective: 99\n    window: 1h\n    sli:\n      \
                  errors: 'http_requests_total{{code=\"500\"}}'\n      total: 'http_requests_total'\n    alerting:\n      \
                  page: disabled\n      ticket: disabled\npolicy:\n  freeze_below: 0%\n  unfreeze_above: 10%\n  \
-                 allow_during_freeze: [hotfix]\nsource:\n  scrape:\n    targets: ['http://{}/metrics']\n    \
+                 allow_during_freeze: [hotfix]\n  min_coverage: 1s\nsource:\n  scrape:\n    targets: ['http://{}/metrics']\n    \
                  interval: 1s\n    timeout: 1s\n",
                 target.addr
             ),

@@ -58,6 +58,8 @@ slos:
     sli:
       errors: 'req_total{{svc="{service}",code="500"}}'
       total: 'req_total{{svc="{service}"}}'
+policy:
+  min_coverage: 1s
 notify:
   page: {page_routes}
   freeze: ["email:deploys@example.com"]

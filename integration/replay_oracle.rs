@@ -71,12 +71,17 @@ fn parse_events(text: &str, who: &str) -> Result<Vec<Event>, String> {
         let bad = |why: &str| format!("{who} line {}: {why}: {line}", n + 1);
         let obj: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
         let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).ok_or_else(|| bad(&format!("no string {k:?}")));
-        let name = field("event")?;
+        let mut name = field("event")?;
         let stream = match name {
             "alert_firing" | "alert_resolved" => format!("{} {}", field("slo")?, field("severity")?),
             "freeze" | "unfreeze" => format!("service {}", field("service")?),
+            "no_data" | "data_returned" => format!("{} data", field("slo")?),
             other => return Err(bad(&format!("unknown event {other:?}"))),
         };
+        // As in the v2 checker, a ticket resolved by its page is another event than a plain resolve.
+        if obj.get("inhibited_by").is_some() {
+            name = "alert_resolved (inhibited by page)";
+        }
         let at = field("at")?;
         let parsed = OffsetDateTime::parse(at, &Rfc3339).map_err(|e| bad(&format!("'at' is not RFC 3339: {e}")))?;
         let at_ms = i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|e| bad(&e.to_string()))?;

@@ -252,6 +252,17 @@ fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&
             }
             Some(_) => {}
         }
+        if slo.freeze_held_back {
+            verdict.raise(
+                Decision::Warn,
+                format!(
+                    "{} has spent its budget, but its window holds only {} of data, less than policy.min_coverage: \
+                     no freeze yet",
+                    slo.slo,
+                    seconds_span(slo.coverage_s)
+                ),
+            );
+        }
     }
     for source in snapshot.sources_of(service).filter(|s| !s.up && s.n_attempts > 0) {
         let last = source.last_success.map_or("never".to_string(), |t| format!("last success {}", rfc3339(t)));

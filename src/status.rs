@@ -56,6 +56,11 @@ pub struct SloStatus {
     pub burn_rates: Vec<BurnRate>,
     pub alerts: Vec<AlertStatus>,
     pub time_to_exhaustion_s: Option<f64>,
+    /// Seconds of data the budget window holds: from the later of its start and the first
+    /// sample (`policy.min_coverage`).
+    pub coverage_s: f64,
+    /// The budget is spent to the freeze line, but the window is too young to freeze on it.
+    pub freeze_held_back: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -151,6 +156,8 @@ impl Snapshot {
                     })
                     .collect(),
                 time_to_exhaustion_s: view.time_to_exhaustion_s(),
+                coverage_s: view.coverage(at) as f64 / 1000.0,
+                freeze_held_back: view.freeze_held_back(at),
             });
         }
         for (i, source) in sources.iter().enumerate() {

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Reference oracle for `sloguard replay`: the semantics of shared/conformance/README.md, exactly.
+"""Reference oracle for `sloguard replay`: the semantics of shared/conformance/v2/README.md for
+counter SLOs (instants at every sample and whole minute, inhibition, low-traffic guards, missing
+data, young windows), exactly.
 
     python3 oracle.py --spec spec.yaml --series series.prom        # JSON Lines on stdout
     python3 oracle.py --spec ... --series ... --trace 2026-01-03T04:05:00Z
@@ -275,6 +277,7 @@ def load_spec(path):
         "name": doc["service"],
         "freeze_below": percent(policy.get("freeze_below", "0%")),
         "unfreeze_above": percent(policy.get("unfreeze_above", "10%")),
+        "min_coverage": duration_ms(policy.get("min_coverage", "1d")),
         "slos": [],
     }
     for s in doc["slos"]:
@@ -291,6 +294,7 @@ def load_spec(path):
             else:
                 conds = [(duration_ms(c["long"]), duration_ms(c["short"]), Fraction(c["burn"])) for c in conf]
             tiers.append((sev, conds))
+        no_data = alerting.get("no_data", "15m")
         service["slos"].append({
             "id": "%s/%s" % (doc["service"], s["name"]),
             "kind": kind,
@@ -299,6 +303,10 @@ def load_spec(path):
             "budget": 1 - Fraction(str(s["objective"])) / 100,
             "window": duration_ms(s["window"]),
             "tiers": tiers,
+            "min_events": int(alerting.get("min_events", 0)),
+            "min_bad_events": int(alerting.get("min_bad_events", 0)),
+            "inhibit": alerting.get("inhibit", True) not in (False, "false"),
+            "no_data": None if no_data == "disabled" else duration_ms(no_data),
         })
     return service
 
@@ -371,7 +379,10 @@ def parse_rfc3339(text):
 def run(spec_path, series_path, out, trace=None, check_naive=0):
     service = load_spec(spec_path)
     raw = read_series(series_path)
-    instants = sorted({t for samples in raw.values() for t, _ in samples})
+    # Every sample timestamp, and every whole minute from the first sample to the last.
+    stamps = {t for samples in raw.values() for t, _ in samples}
+    minutes = range(-(-min(stamps) // 60000) * 60000, max(stamps) + 1, 60000) if stamps else []
+    instants = sorted(stamps | set(minutes))
     series = [(dict(k), clean(v)) for k, v in raw.items()]
 
     slos = []
@@ -379,8 +390,10 @@ def run(spec_path, series_path, out, trace=None, check_naive=0):
         sel = [s for labels, s in series if slo["selected"].matches(labels)]
         tot = [s for labels, s in series if slo["total"].matches(labels)]
         windows = sorted({slo["window"]} | {w for _, conds in slo["tiers"] for c in conds for w in c[:2]})
+        stamps_of = sorted({t for s in sel + tot for t, _ in s})
         slos.append(dict(slo, sel=sel, tot=tot, windows=windows, cum_sel=Cumulative(sel, instants),
-                         cum_tot=Cumulative(tot, instants), firing={sev: False for sev, _ in slo["tiers"]}))
+                         cum_tot=Cumulative(tot, instants), firing={sev: False for sev, _ in slo["tiers"]},
+                         stamps=stamps_of, no_data_since=None))
     frozen = False
     trace_at = parse_rfc3339(trace) if trace else None
 
@@ -418,18 +431,45 @@ def run(spec_path, series_path, out, trace=None, check_naive=0):
             def over(w, factor):
                 return burns[w] is not None and burn_above(burns[w], budget, factor)
 
-            for sev, conds in slo["tiers"]:
-                holding = any(over(long_w, f) and over(short_w, f) for long_w, short_w, f in conds)
+            def enough(w):
+                bad, total = burns[w] if burns[w] is not None else (0, 0)
+                return total >= slo["min_events"] and bad >= slo["min_bad_events"]
+
+            own = {sev: any(over(long_w, f) and over(short_w, f) and enough(long_w) for long_w, short_w, f in conds)
+                   for sev, conds in slo["tiers"]}
+            paging = own.get("page", False)
+            for sev, _ in slo["tiers"]:
+                inhibited = slo["inhibit"] and paging and sev == "ticket"
+                holding = own[sev] and not inhibited
                 if holding != slo["firing"][sev]:
                     slo["firing"][sev] = holding
-                    out.write(json.dumps({"at": rfc3339(t), "event": "alert_firing" if holding else "alert_resolved",
-                                          "slo": slo["id"], "severity": sev}) + "\n")
+                    event = {"at": rfc3339(t), "event": "alert_firing" if holding else "alert_resolved",
+                             "slo": slo["id"], "severity": sev}
+                    if not holding and inhibited and own[sev]:
+                        event["inhibited_by"] = "page"
+                    out.write(json.dumps(event) + "\n")
+
+            # Samples so far: the first gives coverage, the last says whether data is missing.
+            k = bisect.bisect_right(slo["stamps"], t)
+            slo["first"] = slo["stamps"][0] if k else None
+            last = slo["stamps"][k - 1] if k else None
+            if slo["no_data"] is not None and last is not None:
+                silent = t - last >= slo["no_data"]
+                if silent and slo["no_data_since"] is None:
+                    slo["no_data_since"] = last
+                    out.write(json.dumps({"at": rfc3339(t), "event": "no_data", "slo": slo["id"],
+                                          "since": rfc3339(last)}) + "\n")
+                elif not silent and slo["no_data_since"] is not None:
+                    slo["no_data_since"] = None
+                    out.write(json.dumps({"at": rfc3339(t), "event": "data_returned", "slo": slo["id"]}) + "\n")
 
         # Remaining budget is 1 - burn(SLO window): r <= freeze_below  <=>  burn >= 1 - freeze_below,
         # and r > unfreeze_above  <=>  burn < 1 - unfreeze_above.
         budgets = [(s["burns"][s["window"]], s["budget"]) for s in slos]
-        if not frozen and any(b is not None and not burn_below(b, budget, 1 - service["freeze_below"])
-                              for b, budget in budgets):
+        # A budget freezes only once its window holds min(min_coverage, window) of data.
+        covered = [s["first"] is not None and t - s["first"] >= min(service["min_coverage"], s["window"]) for s in slos]
+        if not frozen and any(b is not None and c and not burn_below(b, budget, 1 - service["freeze_below"])
+                              for (b, budget), c in zip(budgets, covered)):
             frozen = True
             out.write(json.dumps({"at": rfc3339(t), "event": "freeze", "service": service["name"]}) + "\n")
         elif frozen and all(b is not None and burn_below(b, budget, 1 - service["unfreeze_above"])

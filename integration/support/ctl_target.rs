@@ -28,6 +28,9 @@ pub enum Mode {
     Unavailable,
     /// A page whose error-counter line is cut short (no closing brace): the other lines parse.
     Malformed,
+    /// A valid page without the request counters, as after an exporter's metric was renamed:
+    /// the scrape succeeds, the SLI's series are gone.
+    Vanished,
 }
 
 #[derive(Debug)]
@@ -103,6 +106,10 @@ async fn metrics(State((job, state)): State<(String, Arc<Mutex<Counters>>)>) -> 
         Mode::Unavailable => return (StatusCode::SERVICE_UNAVAILABLE, "overloaded\n").into_response(),
         Mode::Healthy => format!("http_requests_total{{job=\"{job}\",code=\"500\"}} {errors}"),
         Mode::Malformed => format!("http_requests_total{{job=\"{job}\",code=\"500\" {errors}"),
+        Mode::Vanished => {
+            let page = "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 1.7e9\n";
+            return ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response();
+        }
     };
     let page = format!(
         "# HELP http_requests_total Requests handled.\n# TYPE http_requests_total counter\n\

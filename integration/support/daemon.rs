@@ -33,14 +33,19 @@ const START_ATTEMPTS: u32 = 3;
 /// How much of each start's stderr a failing test prints.
 const LOG_TAIL_BYTES: usize = 8_000;
 
+/// The policy of the helpers' specs: the default freeze rule, but a budget may freeze a second
+/// after the first sample rather than after the default day of data, since these tests live
+/// for seconds (`young_window_warns_instead_of_freezing` keeps the default).
+const POLICY: &str = "policy:\n  min_coverage: 1s\n";
+
 /// A spec scraping `targets` for `http_requests_total{job=<job>}`: one availability SLO over
-/// 30 days with the Workbook alert tiers and the default freeze policy.
+/// 30 days with the Workbook alert tiers and the default freeze policy (see [`POLICY`]).
 pub fn scrape_spec(service: &str, job: &str, objective: &str, targets: &[String]) -> String {
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     format!(
         "service: {service}\nslos:\n  - name: availability\n    objective: {objective}\n    window: 30d\n    \
          sli:\n      errors: 'http_requests_total{{job=\"{job}\",code=~\"5..\"}}'\n      \
-         total: 'http_requests_total{{job=\"{job}\"}}'\n\
+         total: 'http_requests_total{{job=\"{job}\"}}'\n{POLICY}\
          source:\n  scrape:\n    targets: [{}]\n    interval: 1s\n    timeout: 1s\n",
         targets.join(", ")
     )
@@ -51,7 +56,7 @@ pub fn prometheus_spec(service: &str, job: &str, objective: &str, url: &str, int
     format!(
         "service: {service}\nslos:\n  - name: availability\n    objective: {objective}\n    window: 30d\n    \
          sli:\n      errors: 'http_requests_total{{job=\"{job}\",code=~\"5..\"}}'\n      \
-         total: 'http_requests_total{{job=\"{job}\"}}'\n\
+         total: 'http_requests_total{{job=\"{job}\"}}'\n{POLICY}\
          source:\n  prometheus:\n    url: '{url}'\n    interval: {interval}\n"
     )
 }

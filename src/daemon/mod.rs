@@ -753,7 +753,9 @@ fn describe(event: &Event) -> String {
             format!("{} unfreeze: every SLO above {}", f.service, crate::policy::percent(Some(f.unfreeze_above)))
         }
         EventKind::NoData(n) => format!("{} no_data: no sample since {}", n.slo, crate::clock::rfc3339(n.since)),
-        EventKind::DataReturned(n) => format!("{} data_returned (silent since {})", n.slo, crate::clock::rfc3339(n.since)),
+        EventKind::DataReturned(n) => {
+            format!("{} data_returned (silent since {})", n.slo, crate::clock::rfc3339(n.since))
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! and knows nothing of HTTP, sled, Slack or files. `sloguard replay` and the live daemon drive
 //! the same engine, which is what makes a replayed backtest a faithful preview of production.
 //!
-//! Semantics (see `../shared/conformance/README.md`): the increase of a series over `(t-W, t]`
+//! Semantics (see `../shared/conformance/v2/README.md`): the increase of a series over `(t-W, t]`
 //! is the sum of its reset-aware deltas whose later sample lies in the window; a selector sums
 //! its series; `burn(W) = error ratio / (1 - objective)`; a window with no traffic has no burn,
 //! and a missing burn makes every comparison false, so no data never reads as good or bad.
@@ -394,7 +394,7 @@ impl Engine {
         // first sample, and the first after a gap too long to bridge, is a baseline: no delta.
         let delta = previous.and_then(|(prev_at, prev_value)| {
             let bridged = self.options.max_sample_gap.is_none_or(|gap| at - prev_at <= gap);
-            bridged.then(|| if value >= prev_value { value - prev_value } else { value })
+            bridged.then_some(if value >= prev_value { value - prev_value } else { value })
         });
         for feed in &self.series[series.0 as usize].feeds {
             if let Lateness::SkipUntil(horizons) = lateness

@@ -27,7 +27,10 @@ pub enum Transition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         no_data_since: Option<Millis>,
     },
-    Service { name: String, frozen_since: Option<Millis> },
+    Service {
+        name: String,
+        frozen_since: Option<Millis>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

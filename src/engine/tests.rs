@@ -364,7 +364,8 @@ fn restored_into(
 #[test]
 fn changed_alert_windows_keep_the_budget_history() {
     let (mut original, _) = engine_after(AVAILABILITY, OUTAGE);
-    let retuned = AVAILABILITY.replace("policy:", "    alerting:\n      page:\n        - { long: 12h, short: 1h, burn: 6 }\npolicy:");
+    let retuned = AVAILABILITY
+        .replace("policy:", "    alerting:\n      page:\n        - { long: 12h, short: 1h, burn: 6 }\npolicy:");
     let (mut restored, report) = restored_into(&mut original, &retuned);
     assert_eq!((report.n_windows, report.discarded.len()), (1, 0), "same SLI, new windows: resampled");
     let now = T0 + 620 * MINUTE;
@@ -700,7 +701,8 @@ fn without_inhibition_page_and_ticket_both_fire() {
 /// `no_data: disabled` keeps a gap silent; a longer `no_data` waits longer.
 #[test]
 fn no_data_can_be_tuned_or_turned_off() {
-    let script = [Traffic { minutes: 60, ok: 6000, err: 0 }, Gap { minutes: 40 }, Traffic { minutes: 2, ok: 6000, err: 0 }];
+    let script =
+        [Traffic { minutes: 60, ok: 6000, err: 0 }, Gap { minutes: 40 }, Traffic { minutes: 2, ok: 6000, err: 0 }];
     check(&AVAILABILITY.replace("policy:", "    alerting: { no_data: disabled }\npolicy:"), &script, &[]);
     check(
         &AVAILABILITY.replace("policy:", "    alerting: { no_data: 30m }\npolicy:"),

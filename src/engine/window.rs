@@ -619,7 +619,8 @@ impl Counters {
         self.cum = header.cum;
         self.origin = header.origin;
         self.now = header.now;
-        self.samples = header.samples.or_else(|| header.origin.map(|origin| SampleSpan { first: origin, last: header.now }));
+        self.samples =
+            header.samples.or_else(|| header.origin.map(|origin| SampleSpan { first: origin, last: header.now }));
         for (level, index) in without_detail {
             self.assume_linear_detail(level, index);
         }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY, HOUR, MINUTE, Millis, SECOND, rfc3339};
 use crate::engine::{AlertChange, FreezeChange, NoDataChange};
-use crate::spec::Severity;
 use crate::policy::percent;
+use crate::spec::Severity;
 use crate::status::{ServiceStatus, SloStatus};
 
 /// A rendered notification.

@@ -63,12 +63,25 @@ pub fn plan(events: &[Event], specs: &[ServiceSpec], config: &DaemonConfig, snap
                     let firing_key = idempotency_key(&["no_data", &n.slo, &since, &route_text]);
                     let item = if let EventKind::NoData(_) = event.kind {
                         let message = message::no_data(n, &context, event.at);
-                        OutboxItem::new(firing_key, n.service.clone(), route.clone(), NoticeKind::Ticket, message, event.at)
+                        OutboxItem::new(
+                            firing_key,
+                            n.service.clone(),
+                            route.clone(),
+                            NoticeKind::Ticket,
+                            message,
+                            event.at,
+                        )
                     } else {
                         let key = idempotency_key(&["data_returned", &n.slo, &since, &route_text]);
                         let message = message::data_returned(n, &context, event.at);
-                        let mut item =
-                            OutboxItem::new(key, n.service.clone(), route.clone(), NoticeKind::Resolve, message, event.at);
+                        let mut item = OutboxItem::new(
+                            key,
+                            n.service.clone(),
+                            route.clone(),
+                            NoticeKind::Resolve,
+                            message,
+                            event.at,
+                        );
                         item.reply_to = Some(firing_key);
                         item
                     };

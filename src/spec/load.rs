@@ -366,7 +366,11 @@ impl Checker<'_> {
                 let field = join(path, "no_data");
                 self.duration(text, &field).and_then(|d| {
                     if d < MIN_NO_DATA {
-                        self.error(&text.referenced, &field, format!("must be at least 1m or `{DISABLED}`; got {}", text.value))
+                        self.error(
+                            &text.referenced,
+                            &field,
+                            format!("must be at least 1m or `{DISABLED}`; got {}", text.value),
+                        )
                     } else {
                         Some(Some(d))
                     }
@@ -387,7 +391,11 @@ impl Checker<'_> {
         if raw.value >= 0.0 && raw.value.fract() == 0.0 && raw.value.is_finite() {
             Some(raw.value)
         } else {
-            self.error(&raw.referenced, field, format!("must be a whole number of events, 0 or more; got {}", raw.value))
+            self.error(
+                &raw.referenced,
+                field,
+                format!("must be a whole number of events, 0 or more; got {}", raw.value),
+            )
         }
     }
 

@@ -125,7 +125,10 @@ fn alerting_override_of_one_tier_keeps_the_other_default() {
 #[test]
 fn alerting_guards_and_their_defaults() {
     assert_eq!(parse(VALID).slos[0].alerting, Alerting::default());
-    assert_eq!(Alerting::default(), Alerting { min_events: 0.0, min_bad_events: 0.0, inhibit: true, no_data: Some(minutes(15)) });
+    assert_eq!(
+        Alerting::default(),
+        Alerting { min_events: 0.0, min_bad_events: 0.0, inhibit: true, no_data: Some(minutes(15)) }
+    );
     let spec = parse(&valid_with(
         "    sli:\n",
         "    alerting:\n      min_events: 100\n      min_bad_events: 3\n      inhibit: false\n      no_data: 1h\n    sli:\n",
@@ -149,7 +152,10 @@ fn bad_alerting_guards() {
         alerting("      min_bad_events: 2.5\n"),
         ["8:23: slos[0].alerting.min_bad_events: must be a whole number of events, 0 or more; got 2.5"]
     );
-    assert_eq!(alerting("      no_data: 30s\n"), ["8:16: slos[0].alerting.no_data: must be at least 1m or `disabled`; got 30s"]);
+    assert_eq!(
+        alerting("      no_data: 30s\n"),
+        ["8:16: slos[0].alerting.no_data: must be at least 1m or `disabled`; got 30s"]
+    );
     assert_eq!(
         alerting("      no_data: never\n"),
         ["8:16: slos[0].alerting.no_data: invalid duration \"never\": expected a whole number at \"never\""]
