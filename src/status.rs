@@ -56,6 +56,12 @@ pub struct SloStatus {
     pub burn_rates: Vec<BurnRate>,
     pub alerts: Vec<AlertStatus>,
     pub time_to_exhaustion_s: Option<f64>,
+    /// The current calendar period of a calendar budget, `[period_start, period_end)`; `null`
+    /// for a rolling window.
+    #[serde(with = "opt_rfc3339")]
+    pub period_start: Option<Millis>,
+    #[serde(with = "opt_rfc3339")]
+    pub period_end: Option<Millis>,
     /// Seconds of data the budget window holds: from the later of its start and the first
     /// sample (`policy.min_coverage`).
     pub coverage_s: f64,
@@ -143,7 +149,7 @@ impl Snapshot {
             services[i].slos.push(SloStatus {
                 slo: view.id().to_string(),
                 objective: (view.objective() * 1e6).round() / 1e4,
-                window: format_span(view.window()),
+                window: view.window_text(),
                 window_ms: view.window(),
                 budget_remaining: view.budget_remaining(),
                 burn_rates: view.burn_rates().map(|(w, burn)| BurnRate { window: format_span(w), burn }).collect(),
@@ -156,6 +162,8 @@ impl Snapshot {
                     })
                     .collect(),
                 time_to_exhaustion_s: view.time_to_exhaustion_s(),
+                period_start: view.period().map(|(start, _)| start),
+                period_end: view.period().map(|(_, end)| end),
                 coverage_s: view.coverage(at) as f64 / 1000.0,
                 freeze_held_back: view.freeze_held_back(at),
             });

@@ -60,6 +60,8 @@ fn service(name: &str, frozen: bool, budget: f64) -> ServiceStatus {
             burn_rates: Vec::new(),
             alerts: vec![AlertStatus { severity: "page", firing: false, since: None }],
             time_to_exhaustion_s: None,
+            period_start: None,
+            period_end: None,
             coverage_s: 86400.0,
             freeze_held_back: false,
         }],

@@ -30,6 +30,7 @@ pub use persist::{
 };
 use window::{Counters, SELECTED, TOTAL, WindowRef, prefetch_all};
 
+use crate::calendar::CalendarWindow;
 use crate::clock::{Millis, duration_millis, format_span};
 use crate::selector::LabelSet;
 use crate::spec::{Policy, ServiceSpec, Severity, Sli};
@@ -161,6 +162,31 @@ struct SloState {
     no_data_after: Option<Millis>,
     /// While in `no_data`: the last sample's instant.
     no_data_since: Option<Millis>,
+    /// A calendar budget: `windows[0]` then keeps the longest period, and the budget counts
+    /// from the current period's start.
+    calendar: Option<CalendarState>,
+}
+
+/// A calendar budget window and the period of the last evaluation.
+#[derive(Debug, Clone)]
+struct CalendarState {
+    window: CalendarWindow,
+    /// `[start, end)`.
+    period: (Millis, Millis),
+}
+
+impl CalendarState {
+    /// The period holding `now`, recomputed only when `now` leaves the cached one.
+    fn start_at(&mut self, now: Millis) -> Millis {
+        if now < self.period.0 || now >= self.period.1 {
+            self.period = self.window.bounds(now);
+        }
+        self.period.0
+    }
+
+    fn length(&self) -> Millis {
+        self.period.1 - self.period.0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -224,8 +250,11 @@ impl Engine {
             self.selectors.insert(total, Feed { slo: index, slot: TOTAL as u8 });
 
             let mut spans = vec![duration_millis(slo.window)];
-            let mut span_index = |span: Millis| match spans.iter().position(|&s| s == span) {
-                Some(i) => i,
+            // A calendar budget reads `windows[0]` from the period start, so no rolling tier
+            // window may share it.
+            let shared_from = usize::from(slo.calendar.is_some());
+            let mut span_index = |span: Millis| match spans.iter().skip(shared_from).position(|&s| s == span) {
+                Some(i) => i + shared_from,
                 None => {
                     spans.push(span);
                     spans.len() - 1
@@ -278,6 +307,7 @@ impl Engine {
                 inhibit: slo.alerting.inhibit,
                 no_data_after: slo.alerting.no_data.map(duration_millis),
                 no_data_since: None,
+                calendar: slo.calendar.clone().map(|window| CalendarState { window, period: (0, 0) }),
             });
         }
         self.services.push(ServiceState {
@@ -487,10 +517,16 @@ impl SloState {
     fn evaluate(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
         self.counters.advance(now);
         let budget = self.budget;
-        for ((burn, counts), &window) in self.burns.iter_mut().zip(&mut self.counts).zip(&self.windows) {
-            let mut inc = self.counters.increase(window);
+        let period_start = self.calendar.as_mut().map(|c| c.start_at(now));
+        for (index, ((burn, counts), &window)) in
+            self.burns.iter_mut().zip(&mut self.counts).zip(&self.windows).enumerate()
+        {
+            let (mut inc, since) = match period_start {
+                Some(start) if index == 0 => (self.counters.increase_between(window, start, now), start),
+                _ => (self.counters.increase(window), now - window.span),
+            };
             for &(start, end) in &self.exclusions {
-                let (from, to) = (start.max(now - window.span), end.min(now));
+                let (from, to) = (start.max(since), end.min(now));
                 if from < to {
                     let excluded = self.counters.increase_between(window, from, to);
                     inc.selected -= excluded.selected;
@@ -502,13 +538,18 @@ impl SloState {
                 RatioKind::Good => inc.total - inc.selected,
             };
             *counts = (inc.total, bad);
-            *burn = (inc.total > 0.0).then(|| {
+            // A calendar period that has counted no event yet has its whole budget: it is the
+            // period's promise, not a measurement of traffic that might be missing.
+            let whole = (index == 0 && period_start.is_some()).then_some(0.0);
+            *burn = if inc.total > 0.0 {
                 let ratio = match self.kind {
                     RatioKind::Errors => inc.selected / inc.total,
                     RatioKind::Good => 1.0 - inc.selected / inc.total,
                 };
-                ratio / budget
-            });
+                Some(ratio / budget)
+            } else {
+                whole
+            };
         }
         // Which condition of each tier holds; tiers are at most one per severity.
         let mut holding = [None; Severity::ALL.len()];
@@ -633,14 +674,19 @@ impl SloState {
     /// How long the budget window has held data: from the later of the window's start and the
     /// first sample to `now`. Zero before any sample.
     fn coverage(&self, now: Millis) -> Millis {
-        let window = self.windows[0].span;
-        self.counters.samples().map_or(0, |s| (now - s.first.max(now - window)).max(0))
+        let start = self.calendar.as_ref().map_or(now - self.windows[0].span, |c| c.period.0);
+        self.counters.samples().map_or(0, |s| (now - s.first.max(start)).max(0))
+    }
+
+    /// The budget window's length: the rolling window, or the current calendar period.
+    fn budget_span(&self) -> Millis {
+        self.calendar.as_ref().map_or(self.windows[0].span, CalendarState::length)
     }
 
     /// Whether the window holds enough data for its budget to freeze: `min_coverage`, or the
     /// whole window when that is shorter. (A full window's coverage is exactly its span.)
     fn covered(&self, now: Millis, min_coverage: Millis) -> bool {
-        self.counters.samples().is_some_and(|_| self.coverage(now) >= min_coverage.min(self.windows[0].span))
+        self.counters.samples().is_some_and(|_| self.coverage(now) >= min_coverage.min(self.budget_span()))
     }
 
     fn budget_remaining(&self) -> Option<f64> {
@@ -648,11 +694,17 @@ impl SloState {
     }
 
     /// At burn rate `b` the whole budget lasts `window / b`; what is left lasts that fraction.
+    /// A calendar budget that outlasts its period has no time to exhaustion: the next period
+    /// starts whole.
     fn time_to_exhaustion_s(&self) -> Option<f64> {
         let remaining = self.budget_remaining()?;
         let burn = self.burns[self.current_burn_window].filter(|&b| b > 0.0)?;
-        let window_s = self.windows[0].span as f64 / 1000.0;
-        Some((remaining.max(0.0) * window_s / burn).round())
+        let window_s = self.budget_span() as f64 / 1000.0;
+        let seconds = (remaining.max(0.0) * window_s / burn).round();
+        match (&self.calendar, self.counters.latest()) {
+            (Some(c), Some(now)) if seconds * 1000.0 > (c.period.1 - now) as f64 => None,
+            _ => Some(seconds),
+        }
     }
 }
 
@@ -733,6 +785,15 @@ impl<'a> SloView<'a> {
     }
     pub fn budget_remaining(&self) -> Option<f64> {
         self.slo.budget_remaining()
+    }
+    /// The calendar period of the budget at the last evaluation, `[start, end)`; `None` for a
+    /// rolling window.
+    pub fn period(&self) -> Option<(Millis, Millis)> {
+        self.slo.calendar.as_ref().map(|c| c.period)
+    }
+    /// `30d`, or `month (Europe/Berlin)`.
+    pub fn window_text(&self) -> String {
+        self.slo.calendar.as_ref().map_or_else(|| format_span(self.slo.windows[0].span), |c| c.window.describe())
     }
     /// How long the budget window has held data at `now` (see `policy.min_coverage`).
     pub fn coverage(&self, now: Millis) -> Millis {

@@ -710,3 +710,37 @@ fn no_data_can_be_tuned_or_turned_off() {
         &["d0 01:30 no_data svc", "d0 01:41 data_returned svc"],
     );
 }
+
+/// A calendar budget counts the current period only: a week's outage spends that week's budget
+/// and freezes; the next Monday 00:00 the budget is whole again and the service unfreezes, while
+/// the alert tiers keep their rolling windows. (T0, 2026-01-01, is a Thursday.)
+#[test]
+fn a_calendar_budget_is_whole_again_when_its_period_starts() {
+    let weekly = AVAILABILITY.replace("window: 30d", "window: { calendar: week }");
+    let (engine, events) = engine_after(
+        &weekly,
+        &[
+            Traffic { minutes: 24 * 60, ok: 6000, err: 0 },
+            Traffic { minutes: 10, ok: 0, err: 6000 },
+            Traffic { minutes: 4 * 24 * 60, ok: 6000, err: 0 },
+        ],
+    );
+    let events: Vec<String> = events.iter().map(short_event).collect();
+    assert_eq!(
+        events,
+        [
+            "d1 00:01 alert_firing page",
+            // One bad minute of 1,441 is 69% of this week's budget; the second spends it.
+            "d1 00:02 freeze svc",
+            "d1 00:40 alert_resolved page",
+            "d1 00:40 alert_firing ticket",
+            "d1 06:10 alert_resolved ticket",
+            // Monday 2026-01-05 00:00 UTC: a new week, a whole budget.
+            "d4 00:00 unfreeze svc",
+        ]
+    );
+    let view = engine.slo_views().next().unwrap();
+    let monday = T0 + 4 * DAY;
+    assert_eq!(view.period(), Some((monday, monday + 7 * DAY)));
+    assert_eq!(view.window_text(), "week (UTC)");
+}

@@ -125,6 +125,8 @@ fn snapshot(at: Millis, page_since: Option<Millis>, frozen_since: Option<Millis>
             SloAlert { severity: "ticket", firing: false, since: None },
         ],
         time_to_exhaustion_s: Some(3600.0),
+        period_start: None,
+        period_end: None,
         coverage_s: 86400.0,
         freeze_held_back: false,
     };

@@ -20,6 +20,8 @@ fn slo(name: &str, budget: Option<f64>) -> SloStatus {
             AlertStatus { severity: "ticket", firing: false, since: None },
         ],
         time_to_exhaustion_s: None,
+        period_start: None,
+        period_end: None,
         coverage_s: 86400.0,
         freeze_held_back: false,
     }

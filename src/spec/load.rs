@@ -13,13 +13,19 @@ use super::check::{
     Checker, EnvLookup, RouteCheck, SpecError, SpecErrors, join, parse_document, process_env, read_text,
     whole_file_error,
 };
-use super::raw::{RawAlerting, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier};
+use super::raw::{
+    RawAlerting, RawCalendar, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier, RawWindow,
+};
 use super::{Alerting, BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
+use crate::calendar::{CalendarWindow, Period};
 use crate::selector::{RegexBudget, Selector};
 
 /// Shortest SLO window accepted. Budgets are computed from scraped counters, and a window under
 /// a minute holds only a few scrapes: its "budget" would be noise, not an objective.
 const MIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// The zone of a calendar period that names none: UTC is what servers and most SLO reports use.
+const DEFAULT_TIME_ZONE: &str = "UTC";
 
 /// Shortest `alerting.no_data`: under a minute, one late scrape would already be "no data".
 const MIN_NO_DATA: Duration = Duration::from_secs(60);
@@ -267,6 +273,10 @@ impl Checker<'_> {
         let objective =
             self.require(objective, at, &field("objective")).and_then(|o| self.objective(o, &field("objective")));
         let window = self.require(window, at, &field("window")).and_then(|w| self.window(w, &field("window")));
+        let (window, calendar) = match window {
+            Some((window, calendar)) => (Some(window), Some(calendar)),
+            None => (None, None),
+        };
         let runbook = self.optional_text(runbook, &field("runbook"));
         let sli = self.require(sli, at, &field("sli")).and_then(|s| self.sli(s, &field("sli"), regexes));
         let tiers = self.tiers(alerting.as_ref(), &field("alerting"));
@@ -275,6 +285,7 @@ impl Checker<'_> {
             name: name?,
             objective: objective?,
             window: window?,
+            calendar: calendar?,
             sli: sli?,
             tiers: tiers?,
             alerting: guards?,
@@ -297,12 +308,46 @@ impl Checker<'_> {
         }
     }
 
-    fn window(&mut self, window: &Spanned<String>, field: &str) -> Option<Duration> {
-        let duration = self.duration(window, field)?;
-        if duration < MIN_WINDOW {
-            return self.error(&window.referenced, field, format!("must be at least 1m; got {}", window.value));
+    /// A rolling window, or a calendar period (whose counters keep its longest span).
+    fn window(&mut self, window: &Spanned<RawWindow>, field: &str) -> Option<(Duration, Option<CalendarWindow>)> {
+        let calendar = match &window.value {
+            RawWindow::Rolling(text) => {
+                let text = Spanned { value: text.clone(), referenced: window.referenced, defined: window.defined };
+                let duration = self.duration(&text, field)?;
+                if duration < MIN_WINDOW {
+                    return self.error(
+                        &window.referenced,
+                        field,
+                        format!("must be at least 1m; got {text}", text = text.value),
+                    );
+                }
+                return Some((duration, None));
+            }
+            RawWindow::Calendar(calendar) => calendar,
+        };
+        let RawCalendar { calendar: period, time_zone } = calendar;
+        let period_field = join(field, "calendar");
+        let period = self.require(period, &window.referenced, &period_field).and_then(|p| {
+            Period::parse(&p.value).or_else(|| {
+                let message = format!("must be one of {}; got `{}`", Period::NAMES.join(", "), p.value);
+                self.error(&p.referenced, &period_field, message)
+            })
+        });
+        let zone_field = join(field, "time_zone");
+        let zone = time_zone.as_ref();
+        let name = zone.map_or(DEFAULT_TIME_ZONE, |z| z.value.as_str());
+        let period = period?;
+        match CalendarWindow::new(period, name) {
+            Some(calendar) => Some((Duration::from_millis(period.max_span() as u64), Some(calendar))),
+            None => {
+                let at = zone.map_or(window.referenced, |z| z.referenced);
+                self.error(
+                    &at,
+                    &zone_field,
+                    format!("unknown time zone `{name}`: use an IANA name such as Europe/Berlin"),
+                )
+            }
         }
-        Some(duration)
     }
 
     fn sli(&mut self, sli: &Spanned<RawSli>, path: &str, regexes: &mut RegexBudget) -> Option<Sli> {

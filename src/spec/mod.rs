@@ -20,6 +20,7 @@ mod tests;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::calendar::CalendarWindow;
 use crate::selector::Selector;
 
 pub use check::{SpecError, SpecErrors};
@@ -117,8 +118,11 @@ pub struct SloSpec {
     pub name: String,
     /// Target fraction of good events, strictly between 0 and 1 (`99.9` in YAML is `0.999` here).
     pub objective: f64,
-    /// Rolling window the error budget is computed over.
+    /// Rolling window the error budget is computed over; for a calendar budget, the longest
+    /// period it can span (what its counters must keep).
     pub window: Duration,
+    /// The budget counts the current calendar period only (`window: {calendar: month}`).
+    pub calendar: Option<CalendarWindow>,
     pub sli: Sli,
     /// Alert tiers after defaults and overrides are resolved. A disabled tier is absent.
     pub tiers: Vec<Tier>,

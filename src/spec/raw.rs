@@ -15,7 +15,8 @@
 //! slos:                            # required, non-empty
 //!   - name: availability           # required, unique within the service
 //!     objective: 99.9              # percent good, integer or decimal, in (0, 100)
-//!     window: 30d                  # Prometheus duration, >= 1m
+//!     window: 30d                  # Prometheus duration, >= 1m, or a calendar period:
+//!                                  # { calendar: week | month | quarter, time_zone: UTC }
 //!     runbook: https://wiki/x      # optional
 //!     sli:                         # exactly one of errors/good, plus total
 //!       errors: 'http_requests_total{job="checkout",code=~"5.."}'
@@ -80,10 +81,24 @@ pub(super) struct RawService {
 pub(super) struct RawSlo {
     pub name: Option<Spanned<String>>,
     pub objective: Option<Spanned<f64>>,
-    pub window: Option<Spanned<String>>,
+    pub window: Option<Spanned<RawWindow>>,
     pub runbook: Option<Spanned<String>>,
     pub sli: Option<Spanned<RawSli>>,
     pub alerting: Option<Spanned<RawAlerting>>,
+}
+
+/// A rolling window (`30d`) or a calendar period (`{calendar: month, time_zone: ...}`).
+#[derive(Debug)]
+pub(super) enum RawWindow {
+    Rolling(String),
+    Calendar(RawCalendar),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCalendar {
+    pub calendar: Option<Spanned<String>>,
+    pub time_zone: Option<Spanned<String>>,
 }
 
 /// Both shapes of SLI in one struct, so "both or neither of errors/good" is a validation error
@@ -258,6 +273,35 @@ pub(super) enum RawPercent {
 // The two enums above are hand-deserialized rather than `#[serde(untagged)]`: untagged enums
 // buffer their input, which loses `Spanned` positions inside them and replaces the real type
 // error with "data did not match any variant".
+
+impl<'de> Deserialize<'de> for RawWindow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WindowVisitor;
+        impl<'de> Visitor<'de> for WindowVisitor {
+            type Value = RawWindow;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `30d` or `{calendar: month, time_zone: UTC}`")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<RawWindow, E> {
+                Ok(RawWindow::Rolling(text.to_string()))
+            }
+            // A bare number is a duration missing its unit: `load` says so, at the value.
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<RawWindow, E> {
+                Ok(RawWindow::Rolling(number.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<RawWindow, E> {
+                Ok(RawWindow::Rolling(number.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, number: f64) -> Result<RawWindow, E> {
+                Ok(RawWindow::Rolling(number.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawWindow, A::Error> {
+                RawCalendar::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawWindow::Calendar)
+            }
+        }
+        deserializer.deserialize_any(WindowVisitor)
+    }
+}
 
 impl<'de> Deserialize<'de> for RawTier {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -167,6 +167,31 @@ fn bad_alerting_guards() {
 }
 
 #[test]
+fn calendar_windows() {
+    let window = |text: &str| parse(&VALID.replace("window: 30d", text)).slos.remove(0);
+    let berlin = window("window: { calendar: month, time_zone: Europe/Berlin }");
+    let calendar = berlin.calendar.expect("calendar");
+    assert_eq!((calendar.period, calendar.time_zone_name.as_str()), (crate::calendar::Period::Month, "Europe/Berlin"));
+    assert_eq!(berlin.window, Duration::from_secs(32 * 86400), "counters keep the longest month and a day");
+    assert_eq!(window("window: { calendar: quarter }").calendar.unwrap().time_zone_name, "UTC");
+    assert_eq!(window("window: 30d").calendar, None);
+    let errors = |text: &str| errors_of(&VALID.replace("window: 30d", text));
+    assert_eq!(
+        errors("window: { calendar: year }"),
+        ["6:25: slos[0].window.calendar: must be one of week, month, quarter; got `year`"]
+    );
+    assert_eq!(
+        errors("window: { calendar: month, time_zone: Europe/Berlim }"),
+        ["6:43: slos[0].window.time_zone: unknown time zone `Europe/Berlim`: use an IANA name such as Europe/Berlin"]
+    );
+    assert_eq!(errors("window: { time_zone: UTC }"), ["6:13: slos[0].window.calendar: missing required field"]);
+    assert_eq!(
+        errors("window: { calendar: week, zone: UTC }")[0],
+        "6:31: slos[0].window.zone: unknown field `zone`, expected one of calendar, time_zone"
+    );
+}
+
+#[test]
 fn unknown_field() {
     assert_eq!(
         errors_of(&valid_with("    window: 30d\n", "    window: 30d\n    source: prom\n")),
