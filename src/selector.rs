@@ -178,6 +178,9 @@ enum MatchOp {
     NotEqual(String),
     Regex(Regex),
     NotRegex(Regex),
+    /// The value read as a number equals this one: a histogram bucket's `le` (`0.3`, `0.30`
+    /// and `3e-1` are one bucket). Not PromQL syntax, so never in a selector's text.
+    NumberEqual(f64),
 }
 
 impl Matcher {
@@ -187,6 +190,7 @@ impl Matcher {
             MatchOp::NotEqual(want) => value != want,
             MatchOp::Regex(re) => re.is_match(value),
             MatchOp::NotRegex(re) => !re.is_match(value),
+            MatchOp::NumberEqual(want) => value.trim().parse::<f64>().is_ok_and(|v| v == *want),
         }
     }
 }
@@ -243,6 +247,33 @@ impl Selector {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Whether some matcher reads `label`.
+    pub fn reads_label(&self, label: &str) -> bool {
+        self.matchers.iter().any(|m| m.label == label)
+    }
+
+    /// A histogram's good and total selectors for a latency threshold: `<name>_bucket` with
+    /// `le` equal to `threshold` seconds as a number, and `<name>_count`, both with this
+    /// selector's other matchers. Their text is the PromQL a Prometheus source queries (every
+    /// bucket; the `le` match happens here). `None` unless the selector starts with its metric
+    /// name (`name{...}`).
+    pub fn histogram(&self, threshold: f64) -> Option<(Selector, Selector)> {
+        let name = self.metric_name()?;
+        let rest = self.text.trim_start().strip_prefix(name)?;
+        let derive = |suffix: &str| {
+            let mut matchers = self.matchers.clone();
+            for m in &mut matchers {
+                if m.label == NAME_LABEL {
+                    m.op = MatchOp::Equal(format!("{name}{suffix}"));
+                }
+            }
+            Selector { text: format!("{name}{suffix}{rest}"), matchers }
+        };
+        let mut bucket = derive("_bucket");
+        bucket.matchers.push(Matcher { label: "le".to_string(), op: MatchOp::NumberEqual(threshold) });
+        Some((bucket, derive("_count")))
     }
 }
 

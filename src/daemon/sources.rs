@@ -11,7 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::clock::{Clock, Millis};
 use crate::prometheus::{PromClient, PromConfig, PromError, SeriesPoints};
 use crate::scrape::Scraper;
-use crate::spec::{HttpOptions, ServiceSpec, Sli, Source};
+use crate::spec::{HttpOptions, ServiceSpec, Source};
 
 /// What one fetch produced, tagged with the generation of the source set that sent it, so
 /// messages from tasks stopped by a reload are recognised and dropped.
@@ -125,9 +125,9 @@ fn serve(plan: &mut SourcePlan, service: &str) {
 pub(super) fn spec_selectors(spec: &ServiceSpec) -> Vec<String> {
     spec.slos
         .iter()
-        .flat_map(|slo| match &slo.sli {
-            Sli::ErrorsTotal { errors, total } => [errors.as_str().to_string(), total.as_str().to_string()],
-            Sli::GoodTotal { good, total } => [good.as_str().to_string(), total.as_str().to_string()],
+        .flat_map(|slo| {
+            let (selected, total, _) = slo.sli.counters();
+            [selected.as_str().to_string(), total.as_str().to_string()]
         })
         .collect()
 }

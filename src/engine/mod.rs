@@ -159,6 +159,9 @@ struct SloState {
     no_data_after: Option<Millis>,
     /// While in `no_data`: the last sample's instant.
     no_data_since: Option<Millis>,
+    /// No series feeds the good counter yet although the SLI needs one (a latency SLI whose
+    /// threshold has no bucket): every window is no data, not "every event bad".
+    awaiting_good: bool,
     /// A calendar budget: `windows[0]` then keeps the longest period, and the budget counts
     /// from the current period's start. Boxed: the zone is large, and evaluating 10,000 SLOs
     /// streams every `SloState` through the cache, so its size is evaluation time.
@@ -240,9 +243,12 @@ impl Engine {
         let first_slo = self.slos.len();
         for slo in &spec.slos {
             let index = self.slos.len() as u32;
-            let (kind, selected, total) = match &slo.sli {
-                Sli::ErrorsTotal { errors, total } => (RatioKind::Errors, errors, total),
-                Sli::GoodTotal { good, total } => (RatioKind::Good, good, total),
+            let (selected, total, good) = slo.sli.counters();
+            let kind = if good { RatioKind::Good } else { RatioKind::Errors };
+            // A latency SLI's bucket selector reads `le` numerically, which its text omits.
+            let threshold = match &slo.sli {
+                Sli::Latency { threshold, .. } => format!("le={}", threshold.as_secs_f64()),
+                _ => String::new(),
             };
             self.selectors.insert(selected, Feed { slo: index, slot: SELECTED as u8 });
             self.selectors.insert(total, Feed { slo: index, slot: TOTAL as u8 });
@@ -281,7 +287,11 @@ impl Engine {
                 conditions.iter().map(|&(long, _, _)| long).min_by_key(|&i| spans[i]).unwrap_or(0);
             let (counters, windows) = Counters::plan(&spans);
             let plan = format!("{:?}", counters.plan_signature());
-            let sli_hash = persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str()]);
+            let sli_hash = if threshold.is_empty() {
+                persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str()])
+            } else {
+                persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str(), &threshold])
+            };
             let fingerprint = persist::fnv1a_extend(sli_hash, &[&plan]);
             self.slos.push(SloState {
                 id: format!("{}/{}", spec.service, slo.name),
@@ -304,6 +314,7 @@ impl Engine {
                 inhibit: slo.alerting.inhibit,
                 no_data_after: slo.alerting.no_data.map(duration_millis),
                 no_data_since: None,
+                awaiting_good: matches!(slo.sli, Sli::Latency { .. }),
                 calendar: slo.calendar.clone().map(|window| Box::new(CalendarState { window, period: (0, 0) })),
             });
         }
@@ -368,6 +379,9 @@ impl Engine {
         let mut feeds = self.selectors.matching(name, labels);
         if let Some(services) = &self.source_services[source] {
             feeds.retain(|feed| services.contains(&self.slos[feed.slo as usize].service));
+        }
+        for feed in feeds.iter().filter(|f| f.slot as usize == SELECTED) {
+            self.slos[feed.slo as usize].awaiting_good = false;
         }
         let last = if self.pending_last.is_empty() {
             None
@@ -520,7 +534,9 @@ impl SloState {
             // A calendar period that has counted no event yet has its whole budget: it is the
             // period's promise, not a measurement of traffic that might be missing.
             let whole = (index == 0 && period_start.is_some()).then_some(0.0);
-            self.burns[index] = if inc.total > 0.0 {
+            self.burns[index] = if self.awaiting_good {
+                None
+            } else if inc.total > 0.0 {
                 let ratio = match self.kind {
                     RatioKind::Errors => inc.selected / inc.total,
                     RatioKind::Good => 1.0 - inc.selected / inc.total,

@@ -744,3 +744,54 @@ fn a_calendar_budget_is_whole_again_when_its_period_starts() {
     assert_eq!(view.period(), Some((monday, monday + 7 * DAY)));
     assert_eq!(view.window_text(), "week (UTC)");
 }
+
+/// A latency SLI counts the histogram's bucket at the threshold as good and `_count` as all:
+/// `le="3e-1"` is the 300ms bucket. A threshold with no bucket of its own has no data (neither
+/// good nor bad), never the nearest bucket.
+#[test]
+fn latency_slis_read_the_bucket_at_their_threshold() {
+    let spec = r#"
+service: svc
+slos:
+  - name: fast
+    objective: 99
+    window: 30d
+    sli:
+      latency: { histogram: 'h{job="api"}', threshold: 300ms }
+  - name: between
+    objective: 99
+    window: 30d
+    sli:
+      latency: { histogram: 'h{job="api"}', threshold: 250ms }
+policy:
+  min_coverage: 1h
+"#;
+    let mut text = String::from("# TYPE h histogram\n");
+    let (mut fast, mut count) = (0u64, 0u64);
+    for minute in 0..=70i64 {
+        let t = T0 + minute * MINUTE;
+        // Every request is fast for an hour, then half of them are slow.
+        (fast, count) = (fast + if minute > 60 { 50 } else { 100 }, count + 100);
+        for (le, value) in [("0.1", fast / 2), ("3e-1", fast), ("+Inf", count)] {
+            writeln!(text, "h_bucket{{job=\"api\",le=\"{le}\"}} {value} {t}").unwrap();
+        }
+        writeln!(text, "h_count{{job=\"api\"}} {count} {t}\nh_bucket{{job=\"web\",le=\"0.3\"}} 0 {t}").unwrap();
+    }
+    let mut events = Vec::new();
+    let summary = replay(&[spec_of(spec)], text.as_bytes(), |e| events.push(short_event(e))).expect("replay");
+    // 01:02: 100 slow of 6,200 is 1.6% (3d/6h burn 1.6 > 1: ticket; the budget is spent).
+    // 01:09: 450 of 6,900 over 6h and 450 of 3,000 over 30m, both over 6: the page takes over.
+    assert_eq!(
+        events,
+        [
+            "d0 01:02 alert_firing ticket",
+            "d0 01:02 freeze svc",
+            "d0 01:09 alert_firing page",
+            "d0 01:09 alert_resolved ticket"
+        ]
+    );
+    let fast = summary.slos[0].1.budget_remaining.expect("fast has data");
+    // 10 minutes of 50% slow among 70 minutes: 500 bad of 7,000, 7.1% against a 1% budget.
+    assert!((fast - (1.0 - 500.0 / 7000.0 / 0.01)).abs() < 1e-9, "{fast}");
+    assert_eq!(summary.slos[1].1.budget_remaining, None, "no 0.25 bucket: no data");
+}

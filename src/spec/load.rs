@@ -14,7 +14,8 @@ use super::check::{
     whole_file_error,
 };
 use super::raw::{
-    RawAlerting, RawCalendar, RawCondition, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier, RawWindow,
+    RawAlerting, RawCalendar, RawCondition, RawLatency, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier,
+    RawWindow,
 };
 use super::{Alerting, BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
 use crate::calendar::{CalendarWindow, Period};
@@ -351,8 +352,18 @@ impl Checker<'_> {
     }
 
     fn sli(&mut self, sli: &Spanned<RawSli>, path: &str, regexes: &mut RegexBudget) -> Option<Sli> {
-        let RawSli { errors, good, total } = &sli.value;
+        let RawSli { errors, good, total, latency } = &sli.value;
         let field = |key| join(path, key);
+        if let Some(latency) = latency {
+            if errors.is_some() || good.is_some() || total.is_some() {
+                return self.error(
+                    &sli.referenced,
+                    path,
+                    "give either `latency` alone or `errors`/`good` with `total`, not both",
+                );
+            }
+            return self.latency(latency, &field("latency"), regexes);
+        }
         let total = self
             .require(total, &sli.referenced, &field("total"))
             .and_then(|t| self.selector(t, &field("total"), regexes));
@@ -368,8 +379,40 @@ impl Checker<'_> {
             (Some(_), Some(_)) => {
                 self.error(&sli.referenced, path, "give either `errors` or `good` with `total`, not both")
             }
-            (None, None) => self.error(&sli.referenced, path, "missing `errors` or `good` (one of them, with `total`)"),
+            (None, None) => self.error(
+                &sli.referenced,
+                path,
+                "missing `errors` or `good` (one of them, with `total`), or `latency`",
+            ),
         }
+    }
+
+    /// `latency: {histogram, threshold}`: the histogram's own selector (`name{...}`, no `le`)
+    /// and a positive threshold, from which the bucket and count selectors are derived.
+    fn latency(&mut self, raw: &Spanned<RawLatency>, path: &str, regexes: &mut RegexBudget) -> Option<Sli> {
+        let RawLatency { histogram, threshold } = &raw.value;
+        let field = |key| join(path, key);
+        let threshold = self
+            .require(threshold, &raw.referenced, &field("threshold"))
+            .and_then(|t| self.duration(t, &field("threshold")));
+        let text = self.require(histogram, &raw.referenced, &field("histogram"))?;
+        let histogram = self.selector(text, &field("histogram"), regexes)?;
+        if histogram.reads_label("le") {
+            return self.error(
+                &text.referenced,
+                &field("histogram"),
+                "must not match `le`: the threshold picks the bucket",
+            );
+        }
+        let threshold = threshold?;
+        let Some((good, total)) = histogram.histogram(threshold.as_secs_f64()) else {
+            return self.error(
+                &text.referenced,
+                &field("histogram"),
+                "must start with the histogram's metric name, e.g. `http_request_duration_seconds{job=\"x\"}`",
+            );
+        };
+        Some(Sli::Latency { histogram, threshold, good, total })
     }
 
     /// Resolves the alert tiers: each severity keeps the SRE Workbook default unless

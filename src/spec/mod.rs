@@ -149,6 +149,20 @@ pub enum Sli {
     ErrorsTotal { errors: Selector, total: Selector },
     /// `1 - good / total` is the error ratio.
     GoodTotal { good: Selector, total: Selector },
+    /// A histogram against a threshold: good = the `<name>_bucket` whose `le` equals
+    /// `threshold`, total = `<name>_count` (both derived from `histogram` at load).
+    Latency { histogram: Selector, threshold: Duration, good: Selector, total: Selector },
+}
+
+impl Sli {
+    /// `(selector counting the ratio's numerator, selector of all events)`, and whether the
+    /// numerator counts good events (else bad ones).
+    pub fn counters(&self) -> (&Selector, &Selector, bool) {
+        match self {
+            Sli::ErrorsTotal { errors, total } => (errors, total, false),
+            Sli::GoodTotal { good, total } | Sli::Latency { good, total, .. } => (good, total, true),
+        }
+    }
 }
 
 /// How an SLO's alerts behave besides their tiers' conditions (`alerting:` in the spec).

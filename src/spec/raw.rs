@@ -18,7 +18,8 @@
 //!     window: 30d                  # Prometheus duration, >= 1m, or a calendar period:
 //!                                  # { calendar: week | month | quarter, time_zone: UTC }
 //!     runbook: https://wiki/x      # optional
-//!     sli:                         # exactly one of errors/good, plus total
+//!     sli:                         # exactly one of errors/good, plus total; or latency:
+//!                                  # { histogram: 'h{job="x"}', threshold: 300ms }
 //!       errors: 'http_requests_total{job="checkout",code=~"5.."}'
 //!       total: 'http_requests_total{job="checkout"}'
 //!     alerting:                    # optional: override alert tiers
@@ -109,6 +110,15 @@ pub(super) struct RawSli {
     pub errors: Option<Spanned<String>>,
     pub good: Option<Spanned<String>>,
     pub total: Option<Spanned<String>>,
+    pub latency: Option<Spanned<RawLatency>>,
+}
+
+/// `latency: {histogram, threshold}`: good = the histogram's bucket at the threshold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLatency {
+    pub histogram: Option<Spanned<String>>,
+    pub threshold: Option<Spanned<String>>,
 }
 
 /// Per-severity overrides; an omitted severity keeps its default tier.

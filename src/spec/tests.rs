@@ -167,6 +167,43 @@ fn bad_alerting_guards() {
 }
 
 #[test]
+fn latency_slis() {
+    let sli = |text: &str| {
+        VALID.replace(
+        "      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'\n      total: 'http_requests_total{job=\"checkout\"}'\n",
+        text,
+    )
+    };
+    let spec = parse(&sli("      latency: { histogram: 'h_seconds{job=\"x\"}', threshold: 300ms }\n"));
+    let Sli::Latency { threshold, good, total, .. } = &spec.slos[0].sli else { panic!("{:?}", spec.slos[0].sli) };
+    assert_eq!(*threshold, Duration::from_millis(300));
+    assert_eq!((good.as_str(), total.as_str()), ("h_seconds_bucket{job=\"x\"}", "h_seconds_count{job=\"x\"}"));
+    let bucket = |le: &str| -> Vec<(String, String)> { vec![("job".into(), "x".into()), ("le".into(), le.into())] };
+    for le in ["0.3", "0.30", "3e-1", " 0.3"] {
+        assert!(good.matches("h_seconds_bucket", bucket(le).as_slice()), "{le}");
+    }
+    assert!(!good.matches("h_seconds_bucket", bucket("0.25").as_slice()));
+    assert!(!good.matches("h_seconds_bucket", bucket("+Inf").as_slice()));
+    assert_eq!(
+        errors_of(&sli("      latency: { histogram: 'h{le=\"0.3\"}', threshold: 300ms }\n")),
+        ["8:29: slos[0].sli.latency.histogram: must not match `le`: the threshold picks the bucket"]
+    );
+    assert_eq!(
+        errors_of(&sli("      latency: { histogram: '{__name__=\"h\"}', threshold: 1s }\n")),
+        ["8:29: slos[0].sli.latency.histogram: must start with the histogram's metric name, e.g. \
+          `http_request_duration_seconds{job=\"x\"}`"]
+    );
+    assert_eq!(
+        errors_of(&sli("      latency: { histogram: 'h', threshold: soon }\n")),
+        ["8:45: slos[0].sli.latency.threshold: invalid duration \"soon\": expected a whole number at \"soon\""]
+    );
+    assert_eq!(
+        errors_of(&sli("      latency: { histogram: 'h', threshold: 1s }\n      total: 'h_count'\n")),
+        ["8:7: slos[0].sli: give either `latency` alone or `errors`/`good` with `total`, not both"]
+    );
+}
+
+#[test]
 fn calendar_windows() {
     let window = |text: &str| parse(&VALID.replace("window: 30d", text)).slos.remove(0);
     let berlin = window("window: { calendar: month, time_zone: Europe/Berlin }");
@@ -275,7 +312,7 @@ fn both_or_neither_of_errors_and_good() {
     );
     assert_eq!(
         errors_of(&valid_with("      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'\n", "")),
-        ["8:7: slos[0].sli: missing `errors` or `good` (one of them, with `total`)"]
+        ["8:7: slos[0].sli: missing `errors` or `good` (one of them, with `total`), or `latency`"]
     );
 }
 
@@ -578,7 +615,7 @@ policy:
             "7:15: slos[0].sli.errors: invalid selector: unclosed '{' at offset 1",
             "8:14: slos[0].sli.total: invalid selector: empty selector at offset 0",
             "9:11: slos[1].name: duplicate SLO name `a`: already defined at line 3",
-            "13:7: slos[1].sli: missing `errors` or `good` (one of them, with `total`)",
+            "13:7: slos[1].sli: missing `errors` or `good` (one of them, with `total`), or `latency`",
             "15:19: policy.unfreeze_above: must be a percentage from 0% to 100%, e.g. 10%; got \
              `200%`",
         ]
