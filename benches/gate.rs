@@ -70,7 +70,7 @@ fn snapshot(now: Millis) -> Snapshot {
         }
         engine.evaluate(at);
     }
-    Snapshot::build(now, &engine, &specs, Vec::new())
+    Snapshot::build(now, &engine, &specs, Vec::new(), Vec::new())
 }
 
 fn an_override(now: Millis) -> Override {

@@ -184,6 +184,7 @@ fn config() -> DaemonConfig {
 fn alert(at: Millis) -> AlertChange {
     AlertChange {
         slo: "bench/availability".into(),
+        group: None,
         service: "bench".into(),
         severity: "page".into(),
         condition: ConditionReport {

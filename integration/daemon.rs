@@ -427,3 +427,68 @@ async fn a_vanished_series_raises_no_data_while_the_scrape_succeeds() {
     })
     .await;
 }
+
+/// `group_by: [job]` over three targets, one per job, with room for two groups: the first two
+/// jobs get instances, the third is refused and says so; an outage of one route pages and
+/// freezes for that route alone, while the other keeps its whole budget.
+#[tokio::test]
+async fn a_grouped_slo_pages_and_freezes_one_route_while_another_stays_healthy() {
+    crate::support::init();
+    let (pay, home) = (Target::start("pay", 100_000).await, Target::start("home", 100_000).await);
+    pay.set_traffic(10, 0);
+    home.set_traffic(10, 0);
+    let spec = scrape_spec("shop", "shop", "99.9", &[pay.url(), home.url()])
+        .replace("job=\"shop\",", "")
+        .replace("{job=\"shop\"}", "")
+        .replace("    window: 30d\n", "    window: 30d\n    group_by: [job]\n    max_groups: 2\n");
+    assert!(spec.contains("group_by") && !spec.contains("job=\"shop\""), "{spec}");
+    let daemon = Daemon::start(&[("shop.yaml", spec.clone())]).await;
+    let [pay_slo, home_slo] = ["pay", "home"].map(|job| format!("shop/availability{{job=\"{job}\"}}"));
+    daemon
+        .wait_for("both groups with budget", SEE, "/v1/services/shop", |s| {
+            // Groups appear with their first samples.
+            s["slos"].as_array().is_some_and(|slos| slos.len() == 2)
+                && close(budget(s, &pay_slo), 1.0)
+                && close(budget(s, &home_slo), 1.0)
+        })
+        .await;
+
+    pay.set_traffic(0, 10);
+    let service = daemon
+        .wait_for("pay pages and freezes", SEE, "/v1/services/shop", |s| {
+            alert(s, &pay_slo, "page").0 && s["frozen"] == true
+        })
+        .await;
+    assert!(!alert(&service, &home_slo, "page").0, "{service}");
+    assert!(close(budget(&service, &home_slo), 1.0), "{service}");
+    let status = service["slos"].as_array().unwrap().iter().find(|s| s["slo"] == home_slo.as_str()).unwrap();
+    assert_eq!((status["name"].as_str(), status["group"]["job"].as_str()), (Some("availability"), Some("home")));
+
+    let events = daemon.events("shop").await;
+    let pages: Vec<&Value> = events.iter().filter(|e| e["event"] == "alert_firing").collect();
+    assert_eq!(pages.len(), 1, "one page, for pay only: {events:?}");
+    assert_eq!((pages[0]["slo"].as_str(), pages[0]["group"]["job"].as_str()), (Some(pay_slo.as_str()), Some("pay")));
+    let gate = daemon.gate("shop").await;
+    assert_eq!(gate["decision"], "deny", "{gate}");
+    assert!(gate["reasons"][0].as_str().unwrap().contains(&pay_slo), "{gate}");
+
+    // A third job on a target the spec adds: beyond max_groups, refused, the others unaffected.
+    let extra = Target::start("extra", 100_000).await;
+    let more = spec.replace(&format!("'{}']", home.url()), &format!("'{}', '{}']", home.url(), extra.url()));
+    daemon.write_spec("shop.yaml", &more);
+    daemon.sighup();
+    let service = daemon
+        .wait_for("the refusal in the source's health", SEE, "/v1/services/shop", |s| {
+            s["sources"].as_array().unwrap().iter().any(|src| src["warnings"].as_array().is_some_and(|w| !w.is_empty()))
+        })
+        .await;
+    assert_eq!(service["slos"].as_array().unwrap().len(), 2, "{service}");
+    let metrics = daemon.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, r#"sloguard_slo_groups_refused_total{service="shop",slo="shop/availability"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
+    let firing = r#"sloguard_slo_alert_firing{service="shop",slo="shop/availability{job=\"pay\"}",severity="page"}"#;
+    assert_eq!(metric_value(&metrics, firing), Some(1.0), "{metrics}");
+}

@@ -146,6 +146,15 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
         }
     }
 
+    out.family(
+        "sloguard_slo_groups_refused_total",
+        "counter",
+        "New groups of a grouped SLO refused because it had max_groups instances.",
+    );
+    for (service, slo, n) in &snapshot.groups_refused {
+        out.sample("sloguard_slo_groups_refused_total", &[("service", service), ("slo", slo)], *n as f64);
+    }
+
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
     out.family("sloguard_evaluations_total", "counter", "Evaluation rounds completed.");
     out.sample("sloguard_evaluations_total", &[], load(&stats.n_evaluations));

@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Millis, format_span, rfc3339};
-use crate::status::{ServiceStatus, Snapshot};
+use crate::status::{ServiceStatus, SloStatus, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -196,13 +196,11 @@ pub fn decide(snapshot: &Snapshot, service: &ServiceStatus, request: &GateReques
 fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&str>) -> Verdict {
     let mut verdict = Verdict { decision: Decision::Allow, reasons: Vec::new() };
     if let Some(since) = service.frozen_since {
-        let culprits: Vec<String> = service
-            .slos
-            .iter()
+        let culprits: Vec<String> = by_budget(service)
             .filter(|s| s.budget_remaining.is_none_or(|b| b <= service.unfreeze_above))
             .map(|s| format!("{} has {} of its error budget left", s.slo, percent(s.budget_remaining)))
             .collect();
-        let why = if culprits.is_empty() { "budget not yet recovered".to_string() } else { culprits.join("; ") };
+        let why = if culprits.is_empty() { "budget not yet recovered".to_string() } else { listed(culprits, "; ") };
         let frozen = format!(
             "{} is frozen since {}: {why} (freezes at <= {}, lifts when every SLO is above {})",
             service.service,
@@ -218,7 +216,12 @@ fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&
             None => verdict.raise(Decision::Deny, frozen),
         }
     }
-    for slo in &service.slos {
+    // Worst first, so that with many groups the reasons kept are the ones that matter.
+    let mut n_slo_reasons = 0;
+    let mut n_omitted = 0;
+    for slo in by_budget(service) {
+        // Past the first few, a reason still raises the answer but is only counted.
+        let mut verdict = Listing { verdict: &mut verdict, n_listed: &mut n_slo_reasons, n_omitted: &mut n_omitted };
         for alert in slo.alerts.iter().filter(|a| a.firing) {
             let since = alert.since.map(|s| format!(" since {}", rfc3339(s))).unwrap_or_default();
             let sentence = format!("{} {} alert firing{since}", slo.slo, alert.severity);
@@ -227,7 +230,7 @@ fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&
             if alert.severity == "page" {
                 verdict.raise(Decision::Warn, format!("{sentence}: the service is burning budget fast"));
             } else {
-                verdict.reasons.push(sentence);
+                verdict.note(sentence);
             }
         }
         match slo.budget_remaining {
@@ -264,6 +267,13 @@ fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&
             );
         }
     }
+    if n_omitted > 0 {
+        verdict.reasons.push(format!(
+            "and {n_omitted} more reason(s) of the same kinds for other SLOs or groups (GET /v1/services/{} lists \
+             every SLO)",
+            service.service
+        ));
+    }
     for source in snapshot.sources_of(service).filter(|s| !s.up && s.n_attempts > 0) {
         let last = source.last_success.map_or("never".to_string(), |t| format!("last success {}", rfc3339(t)));
         let error = source.last_error.as_deref().unwrap_or("unknown error");
@@ -271,10 +281,57 @@ fn policy_verdict(snapshot: &Snapshot, service: &ServiceStatus, change: Option<&
     }
     if verdict.decision == Decision::Allow {
         let budgets: Vec<String> =
-            service.slos.iter().map(|s| format!("{} {} left", s.slo, percent(s.budget_remaining))).collect();
-        verdict.reasons.push(format!("all SLOs within budget: {}", budgets.join(", ")));
+            by_budget(service).map(|s| format!("{} {} left", s.slo, percent(s.budget_remaining))).collect();
+        verdict.reasons.push(format!("all SLOs within budget: {}", listed(budgets, ", ")));
     }
     verdict
+}
+
+/// How many SLOs (or groups) the gate's reasons name one by one; the rest are counted.
+const LISTED: usize = 10;
+
+/// The service's SLO instances, least budget left first (no data first of all: unknown is the
+/// worst case).
+fn by_budget(service: &ServiceStatus) -> impl Iterator<Item = &SloStatus> {
+    let mut slos: Vec<&SloStatus> = service.slos.iter().collect();
+    slos.sort_by(|a, b| {
+        let key = |s: &SloStatus| s.budget_remaining.unwrap_or(f64::NEG_INFINITY);
+        key(a).total_cmp(&key(b))
+    });
+    slos.into_iter()
+}
+
+/// The first [`LISTED`] items joined, and a count of the rest.
+fn listed(items: Vec<String>, separator: &str) -> String {
+    let n = items.len();
+    let mut text = items.into_iter().take(LISTED).collect::<Vec<_>>().join(separator);
+    if n > LISTED {
+        text.push_str(&format!("{separator}and {} more", n - LISTED));
+    }
+    text
+}
+
+/// A [`Verdict`] that names the first [`LISTED`] per-SLO reasons and counts the rest.
+struct Listing<'a> {
+    verdict: &'a mut Verdict,
+    n_listed: &'a mut usize,
+    n_omitted: &'a mut usize,
+}
+
+impl Listing<'_> {
+    fn raise(&mut self, to: Decision, reason: String) {
+        self.verdict.decision = self.verdict.decision.max_with(to);
+        self.note(reason);
+    }
+
+    fn note(&mut self, reason: String) {
+        if *self.n_listed < LISTED {
+            *self.n_listed += 1;
+            self.verdict.reasons.push(reason);
+        } else {
+            *self.n_omitted += 1;
+        }
+    }
 }
 
 /// How to get past the answer: an override, a lifted override, or an exempt change class.

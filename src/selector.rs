@@ -249,6 +249,12 @@ impl Selector {
         &self.text
     }
 
+    /// Whether an `=` matcher pins `label` to one value (the empty one included), or a
+    /// numeric match does (a latency bucket's `le`).
+    pub fn fixes_label(&self, label: &str) -> bool {
+        self.matchers.iter().any(|m| m.label == label && matches!(m.op, MatchOp::Equal(_) | MatchOp::NumberEqual(_)))
+    }
+
     /// Whether some matcher reads `label`.
     pub fn reads_label(&self, label: &str) -> bool {
         self.matchers.iter().any(|m| m.label == label)

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::clock::{Millis, format_span};
-use crate::engine::Engine;
+use crate::engine::{Engine, Group};
 use crate::spec::{Policy, ServiceSpec};
 
 /// Everything the API and `/metrics` show, as of one evaluation.
@@ -21,6 +21,8 @@ pub struct Snapshot {
     /// Service name to index in `services`.
     pub by_name: HashMap<String, usize>,
     pub sources: Vec<SourceHealth>,
+    /// New groups refused for `max_groups` since start, per grouped SLO (`service`, `service/name`).
+    pub groups_refused: Vec<(String, String, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,8 +46,13 @@ pub struct ServiceStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SloStatus {
-    /// `service/name`.
+    /// `service/name`, or for one group of a grouped SLO `service/name{route="/pay"}`.
     pub slo: String,
+    /// The SLO's name within its service, shared by all groups of a grouped SLO.
+    pub name: String,
+    /// A grouped SLO instance's label values (`group_by` order); absent for an ungrouped SLO.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
     /// Percent, as written in the spec (99.9).
     pub objective: f64,
     pub window: String,
@@ -102,12 +109,28 @@ pub struct SourceHealth {
     pub n_failures: u64,
     /// Lines a lenient parse skipped, across all scrapes.
     pub n_parse_errors: u64,
+    /// What the source's series asked for and did not get (a group beyond `max_groups`), the
+    /// latest [`SourceHealth::MAX_WARNINGS`], oldest first.
+    pub warnings: Vec<String>,
+}
+
+impl SourceHealth {
+    pub const MAX_WARNINGS: usize = 10;
+
+    /// Adds a warning, dropping the oldest beyond [`SourceHealth::MAX_WARNINGS`].
+    pub fn warn(&mut self, warning: String) {
+        if self.warnings.len() == Self::MAX_WARNINGS {
+            self.warnings.remove(0);
+        }
+        self.warnings.push(warning);
+    }
 }
 
 impl SloStatus {
-    /// The SLO's name within its service (`availability` for `checkout/availability`).
+    /// The SLO's name within its service (`availability` for `checkout/availability` and for
+    /// each of its groups).
     pub fn name(&self) -> &str {
-        self.slo.split_once('/').map_or(self.slo.as_str(), |(_, name)| name)
+        &self.name
     }
 }
 
@@ -123,7 +146,13 @@ impl ServiceStatus {
 
 impl Snapshot {
     /// Builds the snapshot from the engine's views, the specs (for owners) and source health.
-    pub fn build(at: Millis, engine: &Engine, specs: &[ServiceSpec], sources: Vec<SourceHealth>) -> Snapshot {
+    pub fn build(
+        at: Millis,
+        engine: &Engine,
+        specs: &[ServiceSpec],
+        sources: Vec<SourceHealth>,
+        groups_refused: Vec<(String, String, u64)>,
+    ) -> Snapshot {
         let mut services: Vec<ServiceStatus> = engine
             .service_views()
             .map(|view| {
@@ -148,6 +177,8 @@ impl Snapshot {
             let Some(&i) = by_name.get(view.service()) else { continue };
             services[i].slos.push(SloStatus {
                 slo: view.id().to_string(),
+                name: view.name().to_string(),
+                group: view.group(),
                 objective: (view.objective() * 1e6).round() / 1e4,
                 window: view.window_text(),
                 window_ms: view.window(),
@@ -177,7 +208,7 @@ impl Snapshot {
         }
         services.sort_by(|a, b| a.service.cmp(&b.service));
         by_name = services.iter().enumerate().map(|(i, s)| (s.service.clone(), i)).collect();
-        Snapshot { at, services, by_name, sources }
+        Snapshot { at, services, by_name, sources, groups_refused }
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceStatus> {

@@ -242,6 +242,17 @@ impl Store {
         Ok(n_new)
     }
 
+    /// Drops the alert state of grouped SLO instances the engine evicted. Their window pages
+    /// leave the log at its next rewrite; until then a restart restores and evicts them again.
+    pub fn forget_instances(&self, ids: &[String]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for id in ids {
+            batch.remove(format!("{TRANSITION_PREFIX}slo/{id}").as_bytes());
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Whether the next save must be [`Store::save_full`]: the window log has outgrown its live
     /// records, or windows still live in sled (an upgraded store).
     pub fn wants_full_save(&self) -> bool {

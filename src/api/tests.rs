@@ -53,6 +53,8 @@ fn service(name: &str, frozen: bool, budget: f64) -> ServiceStatus {
         allow_during_freeze: vec!["hotfix".into()],
         slos: vec![SloStatus {
             slo: format!("{name}/availability"),
+            name: "availability".into(),
+            group: None,
             objective: 99.9,
             window: "30d".into(),
             window_ms: 30 * DAY,
@@ -72,7 +74,7 @@ fn service(name: &str, frozen: bool, budget: f64) -> ServiceStatus {
 fn snapshot() -> Snapshot {
     let services = vec![service("checkout", true, -0.2), service("payments", false, 0.9)];
     let by_name = services.iter().enumerate().map(|(i, s)| (s.service.clone(), i)).collect();
-    Snapshot { at: NOW, services, by_name, sources: Vec::new() }
+    Snapshot { at: NOW, services, by_name, ..Snapshot::default() }
 }
 
 async fn api(token: Option<&str>) -> Api {

@@ -14,7 +14,7 @@
 mod governance;
 mod sources;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -224,6 +224,7 @@ pub async fn run(
         pending_items: Vec::new(),
         pending_windows: Vec::new(),
         pending_series: Vec::new(),
+        groups_refused: BTreeMap::new(),
         last_decisions,
         wake: wake.clone(),
         notify_settings,
@@ -446,6 +447,8 @@ struct Core {
     /// Window pages and series values whose save failed; retried at the next flush.
     pending_windows: Vec<WindowRecord>,
     pending_series: Vec<SeriesRecord>,
+    /// New groups refused for `max_groups`, per (service, grouped SLO id), since start.
+    groups_refused: BTreeMap<(String, String), u64>,
     /// The gate decision last written to the audit log per service (see `governance`).
     last_decisions: HashMap<String, Decision>,
     /// Wakes the delivery task after a commit queued notifications.
@@ -564,7 +567,10 @@ impl Core {
             info!("{}", describe(event));
         }
         let transitions = self.engine.transitions_for(&events);
-        let snapshot = Snapshot::build(now, &self.engine, &self.specs, self.health.clone());
+        self.account_groups();
+        let refused =
+            self.groups_refused.iter().map(|((service, slo), &n)| (service.clone(), slo.clone(), n)).collect();
+        let snapshot = Snapshot::build(now, &self.engine, &self.specs, self.health.clone(), refused);
         let mut items = notify::plan(&events, &self.specs, &self.config, &snapshot);
         items.extend(notify::repeat(&self.specs, &self.config, &snapshot));
         for item in items {
@@ -604,6 +610,30 @@ impl Core {
         stats.n_evaluations.fetch_add(1, Ordering::Relaxed);
         stats.last_evaluation_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.govern(now).await;
+    }
+
+    /// Reports the groups the engine refused since the last round (log, `/metrics`, the health
+    /// of the source whose series asked) and drops the stored state of evicted ones.
+    fn account_groups(&mut self) {
+        for refusal in self.engine.take_refusals() {
+            let warning = format!(
+                "{}: new group refused, the SLO already has max_groups ({}) instances",
+                refusal.group, refusal.max_groups
+            );
+            error!(source = %refusal.source, "{warning}");
+            if let Some(health) = self.health.iter_mut().find(|h| h.source == refusal.source) {
+                health.warn(warning);
+            }
+            *self.groups_refused.entry((refusal.service, refusal.slo)).or_default() += 1;
+        }
+        let evicted = self.engine.take_evicted();
+        if !evicted.is_empty() {
+            info!("{} group(s) without a sample for a whole window removed: {}", evicted.len(), evicted.join(", "));
+            if let Err(e) = self.store.forget_instances(&evicted) {
+                // Harmless if left: a restart restores such a group and evicts it again.
+                warn!("dropping the state of removed groups failed: {e}");
+            }
+        }
     }
 
     /// Saves state, and evaluates again if events are still waiting to be committed.

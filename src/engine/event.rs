@@ -55,8 +55,11 @@ impl Event {
 /// An alert tier of one SLO started or stopped firing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertChange {
-    /// `service/name`.
+    /// `service/name`, or for an instance of a grouped SLO `service/name{route="/pay"}`.
     pub slo: String,
+    /// The instance's group labels, for a grouped SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
     pub service: String,
     /// `page` or `ticket`.
     pub severity: String,
@@ -78,6 +81,41 @@ pub struct AlertChange {
     /// fired, which speaks for the incident from now on (`alerting.inhibit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inhibited_by: Option<String>,
+}
+
+/// A grouped SLO instance's label values in `group_by` order; a JSON object in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Group(pub Vec<(String, String)>);
+
+impl Serialize for Group {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (label, value) in &self.0 {
+            map.serialize_entry(label, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Group {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Group, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = Group;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of label values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Group, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Group(pairs))
+            }
+        }
+        d.deserialize_map(Pairs)
+    }
 }
 
 /// An SLO's data stopped or came back.

@@ -94,6 +94,7 @@ impl Filed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::UNBOUND;
 
     /// The index must find exactly what testing every selector finds: filing under one
     /// equality may narrow the candidates, never drop a match.
@@ -116,7 +117,7 @@ mod tests {
         let selectors: Vec<Selector> = texts.iter().map(|t| Selector::parse(t).expect(t)).collect();
         let mut index = SelectorIndex::default();
         for (i, selector) in selectors.iter().enumerate() {
-            index.insert(selector, Feed { slo: i as u32, slot: 0 });
+            index.insert(selector, Feed { slo: UNBOUND, slot: 0, family: i as u32, group: 0 });
         }
         let mut checked = 0;
         for name in ["req", "other", "third"] {
@@ -128,7 +129,7 @@ mod tests {
                             .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
                             .collect();
                         let mut found: Vec<u32> =
-                            index.matching(name, labels.as_slice()).iter().map(|f| f.slo).collect();
+                            index.matching(name, labels.as_slice()).iter().map(|f| f.family).collect();
                         found.sort_unstable();
                         let expected: Vec<u32> = (0..selectors.len() as u32)
                             .filter(|&i| selectors[i as usize].matches(name, labels.as_slice()))

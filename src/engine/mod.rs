@@ -11,6 +11,7 @@
 //! and a missing burn makes every comparison false, so no data never reads as good or bad.
 
 mod event;
+mod group;
 mod index;
 mod persist;
 #[cfg(test)]
@@ -22,7 +23,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use event::{AlertChange, ConditionReport, Event, EventKind, FreezeChange, NoDataChange, Postmortem, SloBudget};
+pub use event::{
+    AlertChange, ConditionReport, Event, EventKind, FreezeChange, Group, NoDataChange, Postmortem, SloBudget,
+};
+use group::Family;
 use index::SelectorIndex;
 pub use persist::{
     CountersHeader, Detail, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition,
@@ -84,17 +88,38 @@ enum Lateness<'a> {
     SkipUntil(&'a [Option<Millis>]),
 }
 
-/// How one series feeds one SLO.
+/// A `Feed::slo` whose group has no instance: none yet, evicted, or refused for `max_groups`.
+const UNBOUND: u32 = u32::MAX;
+
+/// How one series feeds one SLO instance.
 #[derive(Debug, Clone, Copy)]
 struct Feed {
+    /// Index into `Engine::slos`, or [`UNBOUND`].
     slo: u32,
     slot: u8,
+    /// Index into `Engine::families`, and the series' group in it.
+    family: u32,
+    group: u32,
+}
+
+/// A new group a grouped SLO refused because it already held `max_groups` instances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRefusal {
+    pub service: String,
+    /// `service/name`.
+    pub slo: String,
+    /// The instance id the group would have had.
+    pub group: String,
+    /// The source of the series that asked for it.
+    pub source: String,
+    pub max_groups: usize,
 }
 
 #[derive(Debug, Clone)]
 struct SeriesState {
     /// The series' key within its source, shared with `Engine::series_by_source`.
     key: Arc<str>,
+    source: SourceId,
     /// The series its source listed right after this one the last time: what `Engine::series`
     /// tries before a hash lookup.
     next: Option<SeriesId>,
@@ -126,7 +151,11 @@ struct TierState {
 
 #[derive(Debug, Clone)]
 struct SloState {
+    /// `service/name`, or for an instance of a grouped SLO `service/name{route="/pay"}`.
     id: String,
+    /// Index into `Engine::families`, and the instance's group there.
+    family: u32,
+    group: u32,
     /// Hash of what the counters count (SLI selectors and window plan), see `persist`.
     fingerprint: u64,
     /// Hash of the SLI alone, which `fingerprint` extends: equal SLIs keep counters across plans.
@@ -155,10 +184,6 @@ struct SloState {
     min_bad_events: f64,
     /// Tickets are silent while the page tier fires.
     inhibit: bool,
-    /// Silence after which the SLO is in `no_data`; `None` when that is turned off.
-    no_data_after: Option<Millis>,
-    /// While in `no_data`: the last sample's instant.
-    no_data_since: Option<Millis>,
     /// No series feeds the good counter yet although the SLI needs one (a latency SLI whose
     /// threshold has no bucket): every window is no data, not "every event bad".
     awaiting_good: bool,
@@ -194,8 +219,8 @@ impl CalendarState {
 struct ServiceState {
     name: String,
     policy: Policy,
-    /// This service's SLOs: `add_service` pushes them together, so one range of `Engine::slos`.
-    slos: std::ops::Range<usize>,
+    /// This service's SLO instances, indices into `Engine::slos`.
+    slos: Vec<usize>,
     frozen_since: Option<Millis>,
 }
 
@@ -203,7 +228,9 @@ struct ServiceState {
 #[derive(Debug, Clone)]
 pub struct Engine {
     options: EngineOptions,
+    /// Every SLO instance; an instance of a grouped SLO comes and goes with its group's data.
     slos: Vec<SloState>,
+    families: Vec<Family>,
     services: Vec<ServiceState>,
     selectors: SelectorIndex,
     source_names: Vec<String>,
@@ -216,6 +243,10 @@ pub struct Engine {
     series: Vec<SeriesState>,
     /// Restored last values of series not seen yet in this run, by `(source, series)`.
     pending_last: HashMap<(String, String), (Millis, f64)>,
+    /// Groups refused since the driver last asked (`take_refusals`).
+    refusals: Vec<GroupRefusal>,
+    /// Instances evicted since the driver last asked (`take_evicted`), by id.
+    evicted: Vec<String>,
 }
 
 impl Engine {
@@ -223,6 +254,7 @@ impl Engine {
         let mut engine = Engine {
             options,
             slos: Vec::new(),
+            families: Vec::new(),
             services: Vec::new(),
             selectors: SelectorIndex::default(),
             source_names: Vec::new(),
@@ -231,6 +263,8 @@ impl Engine {
             last_resolved: Vec::new(),
             series: Vec::new(),
             pending_last: HashMap::new(),
+            refusals: Vec::new(),
+            evicted: Vec::new(),
         };
         for spec in specs {
             engine.add_service(spec);
@@ -240,9 +274,9 @@ impl Engine {
 
     fn add_service(&mut self, spec: &ServiceSpec) {
         let service = self.services.len();
-        let first_slo = self.slos.len();
+        let mut instances = Vec::new();
         for slo in &spec.slos {
-            let index = self.slos.len() as u32;
+            let family = self.families.len() as u32;
             let (selected, total, good) = slo.sli.counters();
             let kind = if good { RatioKind::Good } else { RatioKind::Errors };
             // A latency SLI's bucket selector reads `le` numerically, which its text omits.
@@ -250,8 +284,8 @@ impl Engine {
                 Sli::Latency { threshold, .. } => format!("le={}", threshold.as_secs_f64()),
                 _ => String::new(),
             };
-            self.selectors.insert(selected, Feed { slo: index, slot: SELECTED as u8 });
-            self.selectors.insert(total, Feed { slo: index, slot: TOTAL as u8 });
+            self.selectors.insert(selected, Feed { slo: UNBOUND, slot: SELECTED as u8, family, group: 0 });
+            self.selectors.insert(total, Feed { slo: UNBOUND, slot: TOTAL as u8, family, group: 0 });
 
             let mut spans = vec![duration_millis(slo.window)];
             // A calendar budget reads `windows[0]` from the period start, so no rolling tier
@@ -293,8 +327,11 @@ impl Engine {
                 persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str(), &threshold])
             };
             let fingerprint = persist::fnv1a_extend(sli_hash, &[&plan]);
-            self.slos.push(SloState {
-                id: format!("{}/{}", spec.service, slo.name),
+            let id = format!("{}/{}", spec.service, slo.name);
+            let prototype = SloState {
+                id: id.clone(),
+                family,
+                group: 0,
                 fingerprint,
                 sli_hash,
                 service,
@@ -312,18 +349,126 @@ impl Engine {
                 min_events: slo.alerting.min_events,
                 min_bad_events: slo.alerting.min_bad_events,
                 inhibit: slo.alerting.inhibit,
-                no_data_after: slo.alerting.no_data.map(duration_millis),
-                no_data_since: None,
                 awaiting_good: matches!(slo.sli, Sli::Latency { .. }),
                 calendar: slo.calendar.clone().map(|window| Box::new(CalendarState { window, period: (0, 0) })),
-            });
+            };
+            let mut family = Family::new(id, slo.name.clone(), service, &slo.group_by, slo.max_groups, prototype);
+            family.no_data_after = slo.alerting.no_data.map(duration_millis);
+            // An ungrouped SLO is listed, with no data, before its first sample.
+            if !family.grouped() {
+                family.groups[0].instance = Some(self.slos.len() as u32);
+                family.n_instances = 1;
+                instances.push(self.slos.len());
+                self.slos.push((*family.prototype).clone());
+            }
+            self.families.push(family);
         }
         self.services.push(ServiceState {
             name: spec.service.clone(),
             policy: spec.policy.clone(),
-            slos: first_slo..self.slos.len(),
+            slos: instances,
             frozen_since: None,
         });
+    }
+
+    /// The instance of `group` in `family`, created if the group has none and the family has
+    /// room; `None` (and a refusal, once) when it is full.
+    fn instance(&mut self, family: u32, group: u32, source: SourceId) -> Option<u32> {
+        if let Some(i) = self.create_instance(family, group) {
+            return Some(i);
+        }
+        let f = &mut self.families[family as usize];
+        if !std::mem::replace(&mut f.groups[group as usize].refused, true) {
+            self.refusals.push(GroupRefusal {
+                service: self.services[f.service].name.clone(),
+                slo: f.id.clone(),
+                group: f.instance_id(group),
+                source: self.source_names[source as usize].clone(),
+                max_groups: f.max_groups,
+            });
+        }
+        None
+    }
+
+    /// The instance of `group`, created if the family has room for it.
+    fn create_instance(&mut self, family: u32, group: u32) -> Option<u32> {
+        let f = &mut self.families[family as usize];
+        let slot = &mut f.groups[group as usize];
+        if let Some(i) = slot.instance {
+            return Some(i);
+        }
+        if f.n_instances >= f.max_groups {
+            return None;
+        }
+        slot.refused = false;
+        let i = self.slos.len() as u32;
+        slot.instance = Some(i);
+        f.n_instances += 1;
+        let mut instance = (*f.prototype).clone();
+        instance.id = f.instance_id(group);
+        instance.group = group;
+        self.services[f.service].slos.push(i as usize);
+        self.slos.push(instance);
+        Some(i)
+    }
+
+    /// Binds a series' unbound feeds to their groups' instances, creating those that fit.
+    fn bind_feeds(&mut self, series: usize) {
+        for k in 0..self.series[series].feeds.len() {
+            let feed = self.series[series].feeds[k];
+            if feed.slo != UNBOUND {
+                continue;
+            }
+            let source = self.series[series].source;
+            if let Some(i) = self.instance(feed.family, feed.group, source) {
+                self.series[series].feeds[k].slo = i;
+                if feed.slot as usize == SELECTED {
+                    self.slos[i as usize].awaiting_good = false;
+                }
+            }
+        }
+    }
+
+    /// Removes instance `i` of a grouped SLO: its series feed no instance until their group's
+    /// next sample, and the last instance takes its index.
+    fn evict(&mut self, i: usize) {
+        let removed = &self.slos[i];
+        let family = &mut self.families[removed.family as usize];
+        family.groups[removed.group as usize].instance = None;
+        family.n_instances -= 1;
+        let service = &mut self.services[removed.service];
+        service.slos.retain(|&n| n != i);
+        self.evicted.push(removed.id.clone());
+        let moved = self.slos.len() - 1;
+        for series in &mut self.series {
+            for feed in &mut series.feeds {
+                if feed.slo as usize == i {
+                    feed.slo = UNBOUND;
+                } else if feed.slo as usize == moved {
+                    feed.slo = i as u32;
+                }
+            }
+        }
+        self.slos.swap_remove(i);
+        if i < self.slos.len() {
+            let slo = &self.slos[i];
+            self.families[slo.family as usize].groups[slo.group as usize].instance = Some(i as u32);
+            for n in &mut self.services[slo.service].slos {
+                if *n == moved {
+                    *n = i;
+                }
+            }
+        }
+    }
+
+    /// Groups refused for `max_groups` since the last call, each once until it gets an instance.
+    pub fn take_refusals(&mut self) -> Vec<GroupRefusal> {
+        std::mem::take(&mut self.refusals)
+    }
+
+    /// Ids of instances evicted since the last call, whose stored state the driver drops.
+    pub fn take_evicted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Registers (or finds) a sample source by a name stable across restarts, such as a target
@@ -378,10 +523,18 @@ impl Engine {
         }
         let mut feeds = self.selectors.matching(name, labels);
         if let Some(services) = &self.source_services[source] {
-            feeds.retain(|feed| services.contains(&self.slos[feed.slo as usize].service));
+            feeds.retain(|feed| services.contains(&self.families[feed.family as usize].service));
         }
-        for feed in feeds.iter().filter(|f| f.slot as usize == SELECTED) {
-            self.slos[feed.slo as usize].awaiting_good = false;
+        for feed in &mut feeds {
+            feed.group = self.families[feed.family as usize].group_of(labels);
+            // An existing instance (an ungrouped SLO's) is bound now; a group's first sample
+            // creates its instance.
+            if let Some(i) = self.families[feed.family as usize].groups[feed.group as usize].instance {
+                feed.slo = i;
+                if feed.slot as usize == SELECTED {
+                    self.slos[i as usize].awaiting_good = false;
+                }
+            }
         }
         let last = if self.pending_last.is_empty() {
             None
@@ -393,6 +546,7 @@ impl Engine {
         self.series_by_source[source].insert(key.clone(), id);
         self.series.push(SeriesState {
             key,
+            source: source as SourceId,
             next: None,
             last: last.filter(|_| !feeds.is_empty()),
             feeds,
@@ -414,6 +568,7 @@ impl Engine {
     /// series counts at every instant.
     pub fn backfill(&mut self, points: &[(Millis, SeriesId, f64)]) {
         debug_assert!(points.is_sorted_by_key(|&(at, _, _)| at));
+        // Indexed like `Engine::slos`; an instance created during the backfill has none.
         let horizons: Vec<Option<Millis>> = self.slos.iter().map(|s| s.counters.latest()).collect();
         for &(at, series, value) in points {
             self.record(series, at, value, Lateness::SkipUntil(&horizons));
@@ -437,9 +592,15 @@ impl Engine {
             let bridged = self.options.max_sample_gap.is_none_or(|gap| at - prev_at <= gap);
             bridged.then_some(if value >= prev_value { value - prev_value } else { value })
         });
+        if state.feeds.iter().any(|f| f.slo == UNBOUND) {
+            self.bind_feeds(series.0 as usize);
+        }
         for feed in &self.series[series.0 as usize].feeds {
+            if feed.slo == UNBOUND {
+                continue;
+            }
             if let Lateness::SkipUntil(horizons) = lateness
-                && horizons[feed.slo as usize].is_some_and(|horizon| at <= horizon)
+                && horizons.get(feed.slo as usize).copied().flatten().is_some_and(|horizon| at <= horizon)
             {
                 continue;
             }
@@ -458,26 +619,49 @@ impl Engine {
     /// and decides each service's freeze while its SLOs' burns are still cached.
     pub fn evaluate(&mut self, now: Millis) -> Vec<Event> {
         let (mut alerts, mut freezes) = (Vec::new(), Vec::new());
+        let mut stale = Vec::new();
         for service in &mut self.services {
-            for n in service.slos.clone() {
+            for (k, &n) in service.slos.iter().enumerate() {
                 // Two SLOs ahead the state blocks; one ahead, with those cached, the ring lines.
-                if let Some(after_next) = self.slos.get(n + 2) {
-                    after_next.prefetch_state();
+                if let Some(&after_next) = service.slos.get(k + 2) {
+                    self.slos[after_next].prefetch_state();
                 }
-                if let Some(next) = self.slos.get(n + 1) {
+                if let Some(&next) = service.slos.get(k + 1) {
+                    let next = &self.slos[next];
                     next.counters.prefetch(now, &next.windows);
                 }
-                self.slos[n].evaluate(now, &service.name, &mut alerts);
+                let slo = &mut self.slos[n];
+                let family = &mut self.families[slo.family as usize];
+                slo.evaluate(now, &service.name, family, &mut alerts);
+                if let Some(samples) = slo.counters.samples() {
+                    family.last_sample = family.last_sample.max(Some(samples.last));
+                    // A group silent for a whole window has nothing left to say.
+                    if family.grouped() && now - samples.last >= slo.windows[0].span {
+                        stale.push(n);
+                    }
+                }
             }
             service.evaluate(now, &self.slos, &mut freezes);
+        }
+        for family in &mut self.families {
+            family.evaluate_no_data(now, &self.services[family.service].name, &mut alerts);
+        }
+        // Highest index first: `evict` moves the last instance into the hole.
+        stale.sort_unstable_by(|a, b| b.cmp(a));
+        for n in stale {
+            self.evict(n);
         }
         alerts.append(&mut freezes);
         alerts
     }
 
-    /// Read-only views of every SLO as of the last evaluation.
+    /// Read-only views of every SLO instance as of the last evaluation.
     pub fn slo_views(&self) -> impl Iterator<Item = SloView<'_>> {
-        self.slos.iter().map(|slo| SloView { slo, service: &self.services[slo.service] })
+        self.slos.iter().map(|slo| SloView {
+            slo,
+            family: &self.families[slo.family as usize],
+            service: &self.services[slo.service],
+        })
     }
 
     /// Read-only views of every service as of the last evaluation.
@@ -488,15 +672,17 @@ impl Engine {
     /// Replaces the corrections of `service` (all of them: callers pass the full current list).
     /// Takes effect at the next evaluation; returns `false` for an unknown service.
     pub fn set_exclusions(&mut self, service: &str, exclusions: &[Exclusion]) -> bool {
-        let Some(service) = self.services.iter().find(|s| s.name == service) else { return false };
-        for i in service.slos.clone() {
-            let slo = &mut self.slos[i];
-            let name = slo.id.split_once('/').map_or("", |(_, n)| n);
-            slo.exclusions = exclusions
+        let Some(service) = self.services.iter().position(|s| s.name == service) else { return false };
+        for family in self.families.iter_mut().filter(|f| f.service == service) {
+            family.prototype.exclusions = exclusions
                 .iter()
-                .filter(|e| e.slo.as_deref().is_none_or(|s| s == name))
+                .filter(|e| e.slo.as_deref().is_none_or(|s| s == family.name))
                 .map(|e| (e.start, e.end))
                 .collect();
+        }
+        for &i in &self.services[service].slos {
+            let slo = &mut self.slos[i];
+            slo.exclusions = self.families[slo.family as usize].prototype.exclusions.clone();
         }
         true
     }
@@ -505,8 +691,14 @@ impl Engine {
     /// SLO without data, the latest instant it holds otherwise (`observe_history` skips what an
     /// SLO already has). `None` for an unknown service.
     pub fn backfill_start(&self, service: &str, now: Millis) -> Option<Millis> {
-        let service = self.services.iter().find(|s| s.name == service)?;
-        service.slos.clone().map(|i| self.slos[i].counters.latest().unwrap_or(now - self.slos[i].windows[0].span)).min()
+        let index = self.services.iter().position(|s| s.name == service)?;
+        let instances = self.services[index].slos.iter().map(|&i| &self.slos[i]);
+        // A grouped SLO's groups yet to appear have a whole window to fill.
+        let empty_families = self.families.iter().filter(|f| f.service == index && f.n_instances == 0);
+        instances
+            .map(|slo| slo.counters.latest().unwrap_or(now - slo.windows[0].span))
+            .chain(empty_families.map(|f| now - f.prototype.windows[0].span))
+            .min()
     }
 
     /// Heap bytes held by window counters across all SLOs (the dominant per-SLO cost).
@@ -525,7 +717,7 @@ impl SloState {
         prefetch_all(&self.conditions);
     }
 
-    fn evaluate(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
+    fn evaluate(&mut self, now: Millis, service: &str, family: &Family, events: &mut Vec<Event>) {
         self.counters.advance(now);
         let budget = self.budget;
         let period_start = self.calendar.as_mut().map(|c| c.start_at(now));
@@ -568,10 +760,10 @@ impl SloState {
                     let tier = &mut self.tiers[tier_index];
                     tier.firing_since = Some(now);
                     tier.fired_condition = cond;
-                    Some(EventKind::AlertFiring(self.alert_change(tier_index, service, now)))
+                    Some(EventKind::AlertFiring(self.alert_change(tier_index, service, family, now)))
                 }
                 (None, Some(_)) => {
-                    let mut change = self.alert_change(tier_index, service, now);
+                    let mut change = self.alert_change(tier_index, service, family, now);
                     if inhibited && own.is_some() {
                         change.inhibited_by = Some(Severity::Page.as_str().to_string());
                     }
@@ -589,7 +781,6 @@ impl SloState {
                 events.push(Event { at: now, kind });
             }
         }
-        self.evaluate_no_data(now, service, events);
     }
 
     /// The increase over window `index` at `now`, less corrections: from the calendar period's
@@ -624,36 +815,12 @@ impl SloState {
         inc.total >= self.min_events && bad >= self.min_bad_events
     }
 
-    /// `no_data` once every series of the SLO has been silent for `no_data_after`, and
-    /// `data_returned` at the first instant with a newer sample. An SLO that never had a sample
-    /// is not in `no_data`: a new SLO waiting for its first scrape is not an outage.
-    fn evaluate_no_data(&mut self, now: Millis, service: &str, events: &mut Vec<Event>) {
-        let Some(after) = self.no_data_after else { return };
-        let Some(samples) = self.counters.samples() else { return };
-        let silent = now - samples.last >= after;
-        let kind = match (silent, self.no_data_since) {
-            (true, None) => {
-                self.no_data_since = Some(samples.last);
-                EventKind::NoData(self.no_data_change(service, samples.last))
-            }
-            (false, Some(since)) => {
-                self.no_data_since = None;
-                EventKind::DataReturned(self.no_data_change(service, since))
-            }
-            _ => return,
-        };
-        events.push(Event { at: now, kind });
-    }
-
-    fn no_data_change(&self, service: &str, since: Millis) -> NoDataChange {
-        NoDataChange { slo: self.id.clone(), service: service.to_string(), since }
-    }
-
-    fn alert_change(&self, tier_index: usize, service: &str, now: Millis) -> AlertChange {
+    fn alert_change(&self, tier_index: usize, service: &str, family: &Family, now: Millis) -> AlertChange {
         let tier = &self.tiers[tier_index];
         let (long, short, factor) = self.fired_condition(tier);
         AlertChange {
             slo: self.id.clone(),
+            group: family.group_labels(self.group),
             service: service.to_string(),
             severity: tier.severity.as_str().to_string(),
             condition: ConditionReport {
@@ -750,10 +917,10 @@ impl ServiceState {
         };
         let kind = match self.frozen_since {
             None => {
-                if !self.slos.clone().any(freezes) {
+                if !self.slos.iter().any(|&i| freezes(i)) {
                     return;
                 }
-                let frozen_by = self.slos.clone().filter(|&i| freezes(i)).map(|i| slo_budget(&slos[i])).collect();
+                let frozen_by = self.slos.iter().filter(|&&i| freezes(i)).map(|&i| slo_budget(&slos[i])).collect();
                 self.frozen_since = Some(now);
                 EventKind::Freeze(self.freeze_change(now, frozen_by, slos))
             }
@@ -763,8 +930,8 @@ impl ServiceState {
                 // lift and re-freeze on alternate evaluations.
                 let healthy = self
                     .slos
-                    .clone()
-                    .all(|i| slos[i].budget_remaining().is_some_and(|r| r > self.policy.unfreeze_above) && !paging(i));
+                    .iter()
+                    .all(|&i| slos[i].budget_remaining().is_some_and(|r| r > self.policy.unfreeze_above) && !paging(i));
                 if !healthy {
                     return;
                 }
@@ -779,7 +946,7 @@ impl ServiceState {
         FreezeChange {
             service: self.name.clone(),
             frozen_by,
-            budgets: self.slos.clone().map(|i| slo_budget(&slos[i])).collect(),
+            budgets: self.slos.iter().map(|&i| slo_budget(&slos[i])).collect(),
             freeze_below: self.policy.freeze_below,
             unfreeze_above: self.policy.unfreeze_above,
             since,
@@ -795,12 +962,26 @@ fn slo_budget(slo: &SloState) -> SloBudget {
 #[derive(Clone, Copy)]
 pub struct SloView<'a> {
     slo: &'a SloState,
+    family: &'a Family,
     service: &'a ServiceState,
 }
 
 impl<'a> SloView<'a> {
+    /// `service/name`, or the instance id of a group.
     pub fn id(&self) -> &'a str {
         &self.slo.id
+    }
+    /// The SLO's name within its service, the same for every instance of a group.
+    pub fn name(&self) -> &'a str {
+        &self.family.name
+    }
+    /// `service/name`: the SLO as the spec declares it.
+    pub fn family_id(&self) -> &'a str {
+        &self.family.id
+    }
+    /// The group label values of an instance of a grouped SLO.
+    pub fn group(&self) -> Option<Group> {
+        self.family.group_labels(self.slo.group)
     }
     pub fn service(&self) -> &'a str {
         &self.service.name

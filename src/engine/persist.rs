@@ -87,10 +87,18 @@ impl Engine {
         for event in events {
             let record = match &event.kind {
                 super::EventKind::AlertFiring(a) | super::EventKind::AlertResolved(a) => {
-                    self.slos.iter().find(|s| s.id == a.slo).map(slo_transition)
+                    self.slos.iter().find(|s| s.id == a.slo).map(|slo| self.slo_transition(slo))
                 }
                 super::EventKind::NoData(n) | super::EventKind::DataReturned(n) => {
-                    self.slos.iter().find(|s| s.id == n.slo).map(slo_transition)
+                    self.families.iter().find(|f| f.id == n.slo).map(|family| match family.groups[0].instance {
+                        // One record per id: an ungrouped SLO's holds its tiers too.
+                        Some(i) if !family.grouped() => self.slo_transition(&self.slos[i as usize]),
+                        _ => Transition::Slo {
+                            id: family.id.clone(),
+                            tiers: Vec::new(),
+                            no_data_since: family.no_data_since,
+                        },
+                    })
                 }
                 super::EventKind::Freeze(f) | super::EventKind::Unfreeze(f) => self
                     .services
@@ -160,11 +168,11 @@ impl Engine {
     pub fn restore(&mut self, restored: Restored) -> RestoreReport {
         let mut report = RestoreReport::default();
         // Looked up by name: a linear search per record is quadratic, a second at 10,000 SLOs.
-        let slos: HashMap<String, usize> = self.slos.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+        let mut ids = self.instance_ids();
         let services: HashMap<String, usize> =
             self.services.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
         for record in restored.windows {
-            let Some(&i) = slos.get(&record.slo) else { continue };
+            let Some(i) = self.instance_by_id(&record.slo, &mut ids) else { continue };
             let slo = &mut self.slos[i];
             let saved_plan = format!("{:?}", record.header.plan_signature());
             let fits = record.fingerprint == fnv1a_extend(slo.sli_hash, &[&saved_plan]);
@@ -176,15 +184,38 @@ impl Engine {
         }
         for transition in restored.transitions {
             let applied = match transition {
-                Transition::Slo { id, tiers, no_data_since } => slos.get(&id).map(|&i| {
-                    apply_tiers(&mut self.slos[i], &tiers);
-                    self.slos[i].no_data_since = no_data_since;
-                }),
+                Transition::Slo { id, tiers, no_data_since } => {
+                    if let Some(family) = self.families.iter_mut().find(|f| f.grouped() && f.id == id) {
+                        family.no_data_since = no_data_since;
+                        Some(())
+                    } else {
+                        // Windows bring grouped instances back; alert state alone does not
+                        // (it outlives an evicted group until the store forgets it).
+                        ids.get(&id).copied().map(|i| {
+                            apply_tiers(&mut self.slos[i], &tiers);
+                            let family = &mut self.families[self.slos[i].family as usize];
+                            if !family.grouped() {
+                                family.no_data_since = no_data_since;
+                            }
+                        })
+                    }
+                }
                 Transition::Service { name, frozen_since } => {
                     services.get(&name).map(|&i| self.services[i].frozen_since = frozen_since)
                 }
             };
             report.n_transitions += usize::from(applied.is_some());
+        }
+        // A group whose windows were discarded has nothing to say: kept, it would show "no data"
+        // until its next sample, which may never come.
+        let mut empty: Vec<usize> = (0..self.slos.len())
+            .filter(|&i| {
+                self.families[self.slos[i].family as usize].grouped() && self.slos[i].counters.samples().is_none()
+            })
+            .collect();
+        empty.sort_unstable_by(|a, b| b.cmp(a));
+        for i in empty {
+            self.evict(i);
         }
         report.n_series = restored.series.len();
         for record in restored.series {
@@ -197,9 +228,10 @@ impl Engine {
     /// alert tiers by severity, freezes by service, and every series' last value.
     pub fn reload(mut self, specs: &[ServiceSpec], options: EngineOptions) -> Engine {
         let mut next = Engine::new(specs, options);
-        let mut old_slos: HashMap<String, SloState> = self.slos.drain(..).map(|s| (s.id.clone(), s)).collect();
-        for slo in &mut next.slos {
-            let Some(old) = old_slos.remove(&slo.id) else { continue };
+        let mut ids = next.instance_ids();
+        for old in self.slos.drain(..) {
+            let Some(i) = next.instance_by_id(&old.id, &mut ids) else { continue };
+            let slo = &mut next.slos[i];
             if old.fingerprint == slo.fingerprint {
                 slo.counters = old.counters;
             } else if old.sli_hash == slo.sli_hash {
@@ -211,7 +243,12 @@ impl Engine {
                     tier.fired_condition = old_tier.fired_condition.min(tier.conditions.len() - 1);
                 }
             }
-            slo.no_data_since = old.no_data_since;
+        }
+        for family in &mut next.families {
+            if let Some(old) = self.families.iter().find(|f| f.id == family.id) {
+                family.no_data_since = old.no_data_since;
+                family.last_sample = old.last_sample;
+            }
         }
         for service in &mut next.services {
             if let Some(old) = self.services.iter().find(|s| s.name == service.name) {
@@ -230,28 +267,52 @@ impl Engine {
     }
 }
 
+impl Engine {
+    fn instance_ids(&self) -> HashMap<String, usize> {
+        self.slos.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect()
+    }
+
+    /// The instance with this id: an existing one, or, for an id of a grouped SLO, a new
+    /// instance of its group (restored state outlives the process that created the instance).
+    /// `None` for an id no spec declares (any more), or beyond the SLO's `max_groups`.
+    fn instance_by_id(&mut self, id: &str, ids: &mut HashMap<String, usize>) -> Option<usize> {
+        if let Some(&i) = ids.get(id) {
+            return Some(i);
+        }
+        let family_id = &id[..id.find('{')?];
+        let family = self.families.iter().position(|f| f.grouped() && f.id == family_id)?;
+        let values = self.families[family].parse_instance_id(id)?;
+        let group = self.families[family].group(values);
+        let i = self.create_instance(family as u32, group)? as usize;
+        ids.insert(id.to_string(), i);
+        Some(i)
+    }
+
+    fn slo_transition(&self, slo: &SloState) -> Transition {
+        let family = &self.families[slo.family as usize];
+        Transition::Slo {
+            id: slo.id.clone(),
+            tiers: slo
+                .tiers
+                .iter()
+                .map(|t| TierRecord {
+                    severity: t.severity,
+                    firing_since: t.firing_since,
+                    fired_condition: t.fired_condition,
+                })
+                .collect(),
+            // A grouped SLO's `no_data` is its family's, recorded under the family's id.
+            no_data_since: if family.grouped() { None } else { family.no_data_since },
+        }
+    }
+}
+
 fn apply_tiers(slo: &mut SloState, records: &[TierRecord]) {
     for record in records {
         if let Some(tier) = slo.tiers.iter_mut().find(|t| t.severity == record.severity) {
             tier.firing_since = record.firing_since;
             tier.fired_condition = record.fired_condition.min(tier.conditions.len() - 1);
         }
-    }
-}
-
-fn slo_transition(slo: &SloState) -> Transition {
-    Transition::Slo {
-        id: slo.id.clone(),
-        tiers: slo
-            .tiers
-            .iter()
-            .map(|t| TierRecord {
-                severity: t.severity,
-                firing_since: t.firing_since,
-                fired_condition: t.fired_condition,
-            })
-            .collect(),
-        no_data_since: slo.no_data_since,
     }
 }
 

@@ -795,3 +795,145 @@ policy:
     assert!((fast - (1.0 - 500.0 / 7000.0 / 0.01)).abs() < 1e-9, "{fast}");
     assert_eq!(summary.slos[1].1.budget_remaining, None, "no 0.25 bucket: no data");
 }
+
+/// 99.9% over 30 days per route, at most two routes.
+const PER_ROUTE: &str = r#"
+service: svc
+slos:
+  - name: availability
+    objective: 99.9
+    window: 30d
+    group_by: [route]
+    max_groups: 2
+    sli:
+      errors: 'req{code=~"5.."}'
+      total: 'req'
+policy:
+  min_coverage: 1m
+"#;
+
+/// One minute of traffic per `(route, ok, err)` per minute for `minutes` minutes from `start`,
+/// counters continuing from `totals` (one `[ok, err]` per route, kept by the caller).
+fn feed_routes(
+    engine: &mut crate::engine::Engine,
+    start: Millis,
+    minutes: i64,
+    routes: &[(&str, u64, u64)],
+    totals: &mut std::collections::HashMap<String, [u64; 2]>,
+) -> Vec<crate::engine::Event> {
+    let source = engine.source("test", Serves::Every);
+    let mut events = Vec::new();
+    for minute in 0..minutes {
+        let at = start + minute * MINUTE;
+        for &(route, ok, err) in routes {
+            let total = totals.entry(route.to_string()).or_default();
+            total[0] += ok;
+            total[1] += err;
+            for (code, value) in [("200", total[0]), ("500", total[1])] {
+                let labels = [("code".to_string(), code.to_string()), ("route".to_string(), route.to_string())];
+                let key = format!("req{{code=\"{code}\",route=\"{route}\"}}");
+                let id = engine.series(source, &key, "req", &labels[..]);
+                engine.observe(id, at, value as f64);
+            }
+        }
+        events.extend(engine.evaluate(at));
+    }
+    events
+}
+
+fn alert_subjects(events: &[crate::engine::Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            crate::engine::EventKind::AlertFiring(a) | crate::engine::EventKind::AlertResolved(a) => {
+                format!("{} {} {} {:?}", e.name(), a.severity, a.slo, a.group)
+            }
+            _ => format!("{} {}", e.name(), e.service()),
+        })
+        .collect()
+}
+
+#[test]
+fn a_grouped_slo_pages_and_freezes_for_the_failing_route_only() {
+    let mut engine = crate::engine::Engine::new(&[spec_of(PER_ROUTE)], crate::engine::EngineOptions::default());
+    let mut totals = std::collections::HashMap::new();
+    let healthy = feed_routes(&mut engine, T0, 120, &[("/pay", 6000, 1), ("/home", 6000, 1)], &mut totals);
+    assert_eq!(healthy, Vec::new());
+    let outage = feed_routes(&mut engine, T0 + 120 * MINUTE, 10, &[("/pay", 0, 6000), ("/home", 6000, 1)], &mut totals);
+    assert_eq!(
+        alert_subjects(&outage),
+        [r#"alert_firing page svc/availability{route="/pay"} Some(Group([("route", "/pay")]))"#, "freeze svc",]
+    );
+    let budgets: Vec<(String, Option<String>, bool)> = engine
+        .slo_views()
+        .map(|v| (v.id().to_string(), v.group().map(|g| g.0[0].1.clone()), v.budget_remaining().unwrap() > 0.5))
+        .collect();
+    assert_eq!(
+        budgets,
+        [
+            (r#"svc/availability{route="/pay"}"#.to_string(), Some("/pay".to_string()), false),
+            (r#"svc/availability{route="/home"}"#.to_string(), Some("/home".to_string()), true),
+        ]
+    );
+    assert!(engine.slo_views().all(|v| v.name() == "availability" && v.family_id() == "svc/availability"));
+}
+
+#[test]
+fn a_group_beyond_max_groups_is_refused_once_and_the_others_carry_on() {
+    let mut engine = crate::engine::Engine::new(&[spec_of(PER_ROUTE)], crate::engine::EngineOptions::default());
+    let mut totals = std::collections::HashMap::new();
+    let routes = [("/a", 6000, 1), ("/b", 6000, 1), ("/c", 0, 6000)];
+    let events = feed_routes(&mut engine, T0, 30, &routes, &mut totals);
+    assert_eq!(events, Vec::new(), "/c's outage has no instance to page for");
+    let refusals = engine.take_refusals();
+    assert_eq!(refusals.len(), 1, "one refusal per group, not per sample: {refusals:?}");
+    assert_eq!(
+        (refusals[0].slo.as_str(), refusals[0].group.as_str(), refusals[0].max_groups),
+        ("svc/availability", r#"svc/availability{route="/c"}"#, 2)
+    );
+    let ids: Vec<String> = engine.slo_views().map(|v| v.id().to_string()).collect();
+    assert_eq!(ids, [r#"svc/availability{route="/a"}"#, r#"svc/availability{route="/b"}"#]);
+    assert!(engine.slo_views().all(|v| v.budget_remaining().is_some_and(|b| b > 0.5)));
+}
+
+#[test]
+fn a_group_silent_for_a_whole_window_is_removed_and_comes_back_with_its_next_sample() {
+    let mut engine = crate::engine::Engine::new(&[spec_of(PER_ROUTE)], crate::engine::EngineOptions::default());
+    let mut totals = std::collections::HashMap::new();
+    feed_routes(&mut engine, T0, 10, &[("/a", 6000, 1), ("/b", 6000, 1)], &mut totals);
+    // /a keeps going for 30 days (hourly here); /b falls silent.
+    for hour in 1..=(30 * 24 + 1) {
+        feed_routes(&mut engine, T0 + hour * 60 * MINUTE, 1, &[("/a", 6000, 1)], &mut totals);
+    }
+    assert_eq!(engine.take_evicted(), [r#"svc/availability{route="/b"}"#]);
+    let ids: Vec<String> = engine.slo_views().map(|v| v.id().to_string()).collect();
+    assert_eq!(ids, [r#"svc/availability{route="/a"}"#]);
+    // Its room is free again: a new route fits, and /b returns as a fresh instance.
+    let later = T0 + 31 * DAY;
+    feed_routes(&mut engine, later, 2, &[("/a", 6000, 1), ("/b", 6000, 1)], &mut totals);
+    assert_eq!(engine.take_refusals().len(), 0);
+    let b = engine.slo_views().find(|v| v.id().contains("/b")).expect("/b is back");
+    assert_eq!(b.coverage(later + MINUTE), MINUTE, "a fresh window, not the old one's");
+}
+
+#[test]
+fn grouped_instances_are_restored_with_their_alerts() {
+    let mut original = crate::engine::Engine::new(&[spec_of(PER_ROUTE)], crate::engine::EngineOptions::default());
+    let mut totals = std::collections::HashMap::new();
+    feed_routes(&mut original, T0, 120, &[("/pay", 6000, 1), ("/home", 6000, 1)], &mut totals);
+    let events =
+        feed_routes(&mut original, T0 + 120 * MINUTE, 10, &[("/pay", 0, 6000), ("/home", 6000, 1)], &mut totals);
+    assert_eq!(events.len(), 2, "page and freeze: {events:?}");
+    let state = crate::engine::Restored {
+        windows: original.export_windows(),
+        transitions: original.transitions_for(&events),
+        series: original.export_series(),
+    };
+    let mut restored = crate::engine::Engine::new(&[spec_of(PER_ROUTE)], crate::engine::EngineOptions::default());
+    let report = restored.restore(state);
+    assert_eq!((report.n_windows, report.discarded.len()), (2, 0));
+    let now = T0 + 130 * MINUTE;
+    assert_eq!(restored.evaluate(now), Vec::new(), "a restart must not re-fire or re-freeze");
+    assert_eq!(original.evaluate(now), Vec::new());
+    assert_eq!(views(&restored), views(&original));
+}

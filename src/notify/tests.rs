@@ -75,6 +75,7 @@ fn config() -> DaemonConfig {
 fn alert(severity: &str, since: Millis) -> AlertChange {
     AlertChange {
         slo: "checkout/availability".to_string(),
+        group: None,
         service: "checkout".to_string(),
         severity: severity.to_string(),
         condition: ConditionReport {
@@ -112,6 +113,8 @@ fn event(at: Millis, kind: EventKind) -> Event {
 fn snapshot(at: Millis, page_since: Option<Millis>, frozen_since: Option<Millis>) -> Snapshot {
     let slo = SloStatus {
         slo: "checkout/availability".to_string(),
+        name: "availability".to_string(),
+        group: None,
         objective: 99.9,
         window: "30d".to_string(),
         window_ms: 30 * 24 * 3600 * 1000,
@@ -142,7 +145,12 @@ fn snapshot(at: Millis, page_since: Option<Millis>, frozen_since: Option<Millis>
         slos: vec![slo],
         source_indices: Vec::new(),
     };
-    Snapshot { at, services: vec![service], by_name: HashMap::from([("checkout".to_string(), 0)]), sources: Vec::new() }
+    Snapshot {
+        at,
+        services: vec![service],
+        by_name: HashMap::from([("checkout".to_string(), 0)]),
+        ..Snapshot::default()
+    }
 }
 
 #[test]

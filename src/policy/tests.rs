@@ -10,6 +10,8 @@ const NOW: Millis = 1_767_225_600_000;
 fn slo(name: &str, budget: Option<f64>) -> SloStatus {
     SloStatus {
         slo: format!("checkout/{name}"),
+        name: name.to_string(),
+        group: None,
         objective: 99.9,
         window: "30d".into(),
         window_ms: 30 * 24 * HOUR,
@@ -210,4 +212,44 @@ fn overrides_of_other_services_do_not_apply() {
     other.service = "payments".into();
     let d = ask(&frozen(service(vec![slo("availability", Some(-0.1))])), None, &[other]);
     assert_eq!(d.decision, Decision::Deny);
+}
+
+/// Groups of one grouped SLO, `n` of them, budgets 0.5, 0.49, ... (the last the worst).
+fn routes(n: usize, first_budget: f64) -> Vec<SloStatus> {
+    (0..n)
+        .map(|i| {
+            let mut s = slo("availability", Some(first_budget - 0.01 * i as f64));
+            s.slo = format!("checkout/availability{{route=\"/r{i}\"}}");
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn with_many_groups_the_reasons_name_the_worst_ten_and_count_the_rest() {
+    let d = ask(&service(routes(25, 0.2)), None, &[]);
+    assert_eq!(d.decision, Decision::Warn, "{:?}", d.reasons);
+    assert_eq!(d.reasons.len(), 11, "{:?}", d.reasons);
+    assert!(
+        d.reasons[0].starts_with("checkout/availability{route=\"/r24\"} has -4.0% of its error budget left"),
+        "{}",
+        d.reasons[0]
+    );
+    assert!(d.reasons[9].starts_with("checkout/availability{route=\"/r15\"}"), "{}", d.reasons[9]);
+    assert!(d.reasons[10].starts_with("and 15 more reason(s)"), "{}", d.reasons[10]);
+    assert_eq!(d.budgets.len(), 25, "the budgets list every instance");
+
+    let d = ask(&service(routes(25, 0.9)), None, &[]);
+    assert_eq!(d.decision, Decision::Allow);
+    let [all] = d.reasons.as_slice() else { panic!("{:?}", d.reasons) };
+    assert!(all.starts_with(r#"all SLOs within budget: checkout/availability{route="/r24"} 66.0% left, "#), "{all}");
+    assert!(all.ends_with(", and 15 more"), "{all}");
+
+    let d = ask(&frozen(service(routes(25, 0.05))), None, &[]);
+    assert_eq!(d.decision, Decision::Deny);
+    assert!(
+        d.reasons[0].contains("/r24\"} has -19.0% of its error budget left") && d.reasons[0].contains("; and 15 more"),
+        "{}",
+        d.reasons[0]
+    );
 }

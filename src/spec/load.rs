@@ -34,6 +34,10 @@ const MIN_NO_DATA: Duration = Duration::from_secs(60);
 /// What the `alerting` tier word (and `no_data`) must be to turn it off.
 const DISABLED: &str = "disabled";
 
+/// Instances a grouped SLO holds unless `max_groups` says otherwise: enough for the routes or
+/// tenants of a real service, and a bound on what one mislabelled series flood can cost.
+pub const DEFAULT_MAX_GROUPS: usize = 1000;
+
 /// Parses and validates one spec file's text. `path` is used in error messages, recorded in the
 /// result, and is the base of relative paths in `source:` (token and CA files).
 pub fn parse_spec(path: &Path, text: &str) -> Result<ServiceSpec, SpecErrors> {
@@ -162,6 +166,13 @@ fn spec_files(path: &Path) -> Result<Vec<PathBuf>, SpecError> {
     Ok(files)
 }
 
+/// A Prometheus label name.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Parses one file, charging its selectors' regexes to `regexes`, and also returns where its
 /// `service` value sits, for duplicate checks.
 fn parse_located(
@@ -268,7 +279,7 @@ impl Checker<'_> {
 
     fn slo(&mut self, slo: &Spanned<RawSlo>, path: &str, regexes: &mut RegexBudget) -> Option<SloSpec> {
         let at = &slo.referenced;
-        let RawSlo { name, objective, window, runbook, sli, alerting } = &slo.value;
+        let RawSlo { name, objective, window, runbook, group_by, max_groups, sli, alerting } = &slo.value;
         let field = |key| join(path, key);
         let name = self.require(name, at, &field("name")).and_then(|n| self.name(n, &field("name")));
         let objective =
@@ -280,6 +291,7 @@ impl Checker<'_> {
         };
         let runbook = self.optional_text(runbook, &field("runbook"));
         let sli = self.require(sli, at, &field("sli")).and_then(|s| self.sli(s, &field("sli"), regexes));
+        let groups = self.groups(group_by.as_ref(), max_groups.as_ref(), sli.as_ref(), path);
         let tiers = self.tiers(alerting.as_ref(), &field("alerting"));
         let guards = self.alerting(alerting.as_ref(), &field("alerting"));
         Some(SloSpec {
@@ -288,6 +300,8 @@ impl Checker<'_> {
             window: window?,
             calendar: calendar?,
             sli: sli?,
+            group_by: groups.as_ref()?.0.clone(),
+            max_groups: groups?.1,
             tiers: tiers?,
             alerting: guards?,
             runbook: runbook?,
@@ -413,6 +427,75 @@ impl Checker<'_> {
             );
         };
         Some(Sli::Latency { histogram, threshold, good, total })
+    }
+
+    /// `group_by` and `max_groups`. A group label must be able to vary among the SLI's series:
+    /// not `__name__`, and not a label a selector fixes with `=` (every series would share one
+    /// value, or a latency bucket's `le`, which the threshold picks).
+    fn groups(
+        &mut self,
+        group_by: Option<&Spanned<Vec<Spanned<String>>>>,
+        max_groups: Option<&Spanned<f64>>,
+        sli: Option<&Sli>,
+        path: &str,
+    ) -> Option<(Vec<String>, usize)> {
+        let field = |key| join(path, key);
+        let Some(group_by) = group_by else {
+            return match max_groups {
+                None => Some((Vec::new(), DEFAULT_MAX_GROUPS)),
+                Some(max) => self.error(&max.referenced, &field("max_groups"), "applies only with `group_by`"),
+            };
+        };
+        let max_groups = match max_groups {
+            None => Some(DEFAULT_MAX_GROUPS),
+            Some(max) if max.value >= 1.0 && max.value.fract() == 0.0 && max.value <= u32::MAX as f64 => {
+                Some(max.value as usize)
+            }
+            Some(max) => self.error(
+                &max.referenced,
+                &field("max_groups"),
+                format!("must be a whole number, 1 or more; got {}", max.value),
+            ),
+        };
+        if group_by.value.is_empty() {
+            return self.error(
+                &group_by.referenced,
+                &field("group_by"),
+                "must list at least one label (omit the field for one instance)",
+            );
+        }
+        let mut labels: Vec<String> = Vec::new();
+        let mut all_valid = true;
+        for (index, label) in group_by.value.iter().enumerate() {
+            let item = format!("{}[{index}]", field("group_by"));
+            let name = &label.value;
+            let fixed = sli.and_then(|sli| sli.selectors().into_iter().find(|s| s.fixes_label(name)));
+            let problem = if !is_label_name(name) {
+                Some(format!("`{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"))
+            } else if name == "__name__" {
+                Some("cannot group by `__name__`: an SLI's series differ in their names by design".to_string())
+            } else if labels.contains(name) {
+                Some(format!("`{name}` is listed twice"))
+            } else {
+                fixed.map(|selector| {
+                    format!(
+                        "cannot group by `{name}`: `{}` fixes it, so it cannot tell groups apart",
+                        selector.as_str()
+                    )
+                })
+            };
+            match problem {
+                Some(message) => {
+                    self.error::<()>(&label.referenced, &item, message);
+                    all_valid = false;
+                }
+                None => labels.push(name.clone()),
+            }
+        }
+        if !all_valid {
+            return None;
+        }
+        Some((labels, max_groups?))
     }
 
     /// Resolves the alert tiers: each severity keeps the SRE Workbook default unless

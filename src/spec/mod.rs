@@ -124,6 +124,10 @@ pub struct SloSpec {
     /// The budget counts the current calendar period only (`window: {calendar: month}`).
     pub calendar: Option<CalendarWindow>,
     pub sli: Sli,
+    /// Labels whose value tuples split the SLO into instances; empty for one instance.
+    pub group_by: Vec<String>,
+    /// Most instances a grouped SLO holds at once; a new group beyond it is refused.
+    pub max_groups: usize,
     /// Alert tiers after defaults and overrides are resolved. A disabled tier is absent.
     pub tiers: Vec<Tier>,
     pub alerting: Alerting,
@@ -155,6 +159,12 @@ pub enum Sli {
 }
 
 impl Sli {
+    /// Every selector the SLI reads its series with.
+    pub fn selectors(&self) -> [&Selector; 2] {
+        let (selected, total, _) = self.counters();
+        [selected, total]
+    }
+
     /// `(selector counting the ratio's numerator, selector of all events)`, and whether the
     /// numerator counts good events (else bad ones).
     pub fn counters(&self) -> (&Selector, &Selector, bool) {

@@ -18,6 +18,8 @@
 //!     window: 30d                  # Prometheus duration, >= 1m, or a calendar period:
 //!                                  # { calendar: week | month | quarter, time_zone: UTC }
 //!     runbook: https://wiki/x      # optional
+//!     group_by: [route]            # optional: one SLO instance per value of these labels
+//!     max_groups: 1000             # optional, with group_by: new groups beyond it are refused
 //!     sli:                         # exactly one of errors/good, plus total; or latency:
 //!                                  # { histogram: 'h{job="x"}', threshold: 300ms }
 //!       errors: 'http_requests_total{job="checkout",code=~"5.."}'
@@ -84,6 +86,8 @@ pub(super) struct RawSlo {
     pub objective: Option<Spanned<f64>>,
     pub window: Option<Spanned<RawWindow>>,
     pub runbook: Option<Spanned<String>>,
+    pub group_by: Option<Spanned<Vec<Spanned<String>>>>,
+    pub max_groups: Option<Spanned<f64>>,
     pub sli: Option<Spanned<RawSli>>,
     pub alerting: Option<Spanned<RawAlerting>>,
 }

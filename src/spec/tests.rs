@@ -233,7 +233,7 @@ fn unknown_field() {
     assert_eq!(
         errors_of(&valid_with("    window: 30d\n", "    window: 30d\n    source: prom\n")),
         ["7:5: slos[0].source: unknown field `source`, expected one of name, objective, window, \
-          runbook, sli, alerting"]
+          runbook, group_by, max_groups, sli, alerting"]
     );
     assert_eq!(
         errors_of(&format!("{VALID}notifications: slack\n")),
@@ -1114,4 +1114,47 @@ fn notify_unknown_kind_and_wrong_type() {
         ["11:3: notify.warn: unknown field `warn`, expected one of page, ticket, freeze, no_data"]
     );
     assert_eq!(errors_of(&with_notify("  page: pagerduty\n")), ["11:9: notify.page: expected sequence start"]);
+}
+
+#[test]
+fn group_by_resolves_labels_and_default_cap() {
+    let spec = parse(&valid_with("    window: 30d\n", "    window: 30d\n    group_by: [route, tenant]\n"));
+    assert_eq!(spec.slos[0].group_by, ["route", "tenant"]);
+    assert_eq!(spec.slos[0].max_groups, 1000);
+    let spec = parse(&valid_with("    window: 30d\n", "    window: 30d\n    group_by: [route]\n    max_groups: 50\n"));
+    assert_eq!(spec.slos[0].max_groups, 50);
+    let spec = parse(VALID);
+    assert!(spec.slos[0].group_by.is_empty(), "no group_by: one instance");
+}
+
+#[test]
+fn group_by_errors_name_the_item() {
+    let with = |lines: &str| errors_of(&valid_with("    window: 30d\n", &format!("    window: 30d\n{lines}")));
+    assert_eq!(
+        with("    group_by: []\n"),
+        ["7:15: slos[0].group_by: must list at least one label (omit the field for one instance)"]
+    );
+    assert_eq!(with("    group_by: [route, route]\n"), ["7:23: slos[0].group_by[1]: `route` is listed twice"]);
+    assert_eq!(
+        with("    group_by: [__name__]\n"),
+        ["7:16: slos[0].group_by[0]: cannot group by `__name__`: an SLI's series differ in their names by design"]
+    );
+    assert_eq!(
+        with("    group_by: [1route]\n"),
+        ["7:16: slos[0].group_by[0]: `1route` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"]
+    );
+    assert_eq!(
+        with("    group_by: [route, job]\n"),
+        ["7:23: slos[0].group_by[1]: cannot group by `job`: `http_requests_total{job=\"checkout\",code=~\"5..\"}` \
+          fixes it, so it cannot tell groups apart"]
+    );
+    assert_eq!(with("    max_groups: 10\n"), ["7:17: slos[0].max_groups: applies only with `group_by`"]);
+    assert_eq!(
+        with("    group_by: [route]\n    max_groups: 0\n"),
+        ["8:17: slos[0].max_groups: must be a whole number, 1 or more; got 0"]
+    );
+    assert_eq!(
+        with("    group_by: [route]\n    max_groups: 2.5\n"),
+        ["8:17: slos[0].max_groups: must be a whole number, 1 or more; got 2.5"]
+    );
 }
