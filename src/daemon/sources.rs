@@ -123,13 +123,7 @@ fn serve(plan: &mut SourcePlan, service: &str) {
 
 /// The selector texts of every SLI in a spec.
 pub(super) fn spec_selectors(spec: &ServiceSpec) -> Vec<String> {
-    spec.slos
-        .iter()
-        .flat_map(|slo| {
-            let (selected, total, _) = slo.sli.counters();
-            [selected.as_str().to_string(), total.as_str().to_string()]
-        })
-        .collect()
+    spec.slos.iter().flat_map(|slo| slo.sli.selectors().into_iter().map(|s| s.as_str().to_string())).collect()
 }
 
 pub(super) fn prom_client(plan: &SourcePlan) -> Result<PromClient, PromError> {

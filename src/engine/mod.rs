@@ -14,6 +14,7 @@ mod event;
 mod group;
 mod index;
 mod persist;
+mod slice;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -32,7 +33,11 @@ pub use persist::{
     CountersHeader, Detail, Page, RestoreError, RestoreReport, Restored, SeriesRecord, TierRecord, Transition,
     WindowRecord,
 };
+use slice::Slicer;
 use window::{Counters, SELECTED, TOTAL, WindowRef, prefetch_all};
+
+/// The feed slot of a time-slice SLI's gauge: its samples go to the SLO's [`Slicer`].
+const GAUGE: u8 = 2;
 
 use crate::calendar::CalendarWindow;
 use crate::clock::{Millis, duration_millis, format_span};
@@ -191,6 +196,9 @@ struct SloState {
     /// from the current period's start. Boxed: the zone is large, and evaluating 10,000 SLOs
     /// streams every `SloState` through the cache, so its size is evaluation time.
     calendar: Option<Box<CalendarState>>,
+    /// A time-slice SLI's open slice, turned into counts as slices close. Boxed like
+    /// `calendar`: most SLOs count requests.
+    slices: Option<Box<Slicer>>,
 }
 
 /// A calendar budget window and the period of the last evaluation.
@@ -277,15 +285,26 @@ impl Engine {
         let mut instances = Vec::new();
         for slo in &spec.slos {
             let family = self.families.len() as u32;
-            let (selected, total, good) = slo.sli.counters();
-            let kind = if good { RatioKind::Good } else { RatioKind::Errors };
-            // A latency SLI's bucket selector reads `le` numerically, which its text omits.
-            let threshold = match &slo.sli {
-                Sli::Latency { threshold, .. } => format!("le={}", threshold.as_secs_f64()),
-                _ => String::new(),
+            // What the counters count, for `sli_hash`: equal SLIs keep counters across plans.
+            let (kind, sli_text, slices) = match &slo.sli {
+                Sli::TimeSlice { gauge, good, slice, reduce } => {
+                    self.selectors.insert(gauge, Feed { slo: UNBOUND, slot: GAUGE, family, group: 0 });
+                    let slicer = Slicer::new(duration_millis(*slice), *good, *reduce);
+                    let text = vec![gauge.as_str().to_string(), format!("{good:?} {slice:?} {reduce:?}")];
+                    (RatioKind::Errors, text, Some(Box::new(slicer)))
+                }
+                sli => {
+                    let (selected, total, good) = sli.counters().expect("a counter SLI");
+                    self.selectors.insert(selected, Feed { slo: UNBOUND, slot: SELECTED as u8, family, group: 0 });
+                    self.selectors.insert(total, Feed { slo: UNBOUND, slot: TOTAL as u8, family, group: 0 });
+                    let mut text = vec![selected.as_str().to_string(), total.as_str().to_string()];
+                    // A latency SLI's bucket selector reads `le` numerically, which its text omits.
+                    if let Sli::Latency { threshold, .. } = sli {
+                        text.push(format!("le={}", threshold.as_secs_f64()));
+                    }
+                    (if good { RatioKind::Good } else { RatioKind::Errors }, text, None)
+                }
             };
-            self.selectors.insert(selected, Feed { slo: UNBOUND, slot: SELECTED as u8, family, group: 0 });
-            self.selectors.insert(total, Feed { slo: UNBOUND, slot: TOTAL as u8, family, group: 0 });
 
             let mut spans = vec![duration_millis(slo.window)];
             // A calendar budget reads `windows[0]` from the period start, so no rolling tier
@@ -321,11 +340,10 @@ impl Engine {
                 conditions.iter().map(|&(long, _, _)| long).min_by_key(|&i| spans[i]).unwrap_or(0);
             let (counters, windows) = Counters::plan(&spans);
             let plan = format!("{:?}", counters.plan_signature());
-            let sli_hash = if threshold.is_empty() {
-                persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str()])
-            } else {
-                persist::fnv1a(&[&format!("{kind:?}"), selected.as_str(), total.as_str(), &threshold])
-            };
+            let kind_text = format!("{kind:?}");
+            let sli_parts: Vec<&str> =
+                std::iter::once(kind_text.as_str()).chain(sli_text.iter().map(String::as_str)).collect();
+            let sli_hash = persist::fnv1a(&sli_parts);
             let fingerprint = persist::fnv1a_extend(sli_hash, &[&plan]);
             let id = format!("{}/{}", spec.service, slo.name);
             let prototype = SloState {
@@ -351,6 +369,7 @@ impl Engine {
                 inhibit: slo.alerting.inhibit,
                 awaiting_good: matches!(slo.sli, Sli::Latency { .. }),
                 calendar: slo.calendar.clone().map(|window| Box::new(CalendarState { window, period: (0, 0) })),
+                slices,
             };
             let mut family = Family::new(id, slo.name.clone(), service, &slo.group_by, slo.max_groups, prototype);
             family.no_data_after = slo.alerting.no_data.map(duration_millis);
@@ -604,7 +623,15 @@ impl Engine {
             {
                 continue;
             }
-            let counters = &mut self.slos[feed.slo as usize].counters;
+            let slo = &mut self.slos[feed.slo as usize];
+            if feed.slot == GAUGE {
+                if let Some(slices) = slo.slices.as_deref_mut() {
+                    slices.observe(at, value, &mut slo.counters);
+                }
+                slo.counters.note_sample(at);
+                continue;
+            }
+            let counters = &mut slo.counters;
             counters.note_sample(at);
             if let Some(delta) = delta {
                 counters.add(at, feed.slot as usize, delta);
@@ -718,6 +745,9 @@ impl SloState {
     }
 
     fn evaluate(&mut self, now: Millis, service: &str, family: &Family, events: &mut Vec<Event>) {
+        if let Some(slices) = self.slices.as_deref_mut() {
+            slices.close_before(now, &mut self.counters);
+        }
         self.counters.advance(now);
         let budget = self.budget;
         let period_start = self.calendar.as_mut().map(|c| c.start_at(now));
@@ -789,7 +819,18 @@ impl SloState {
         let window = self.windows[index];
         let (mut inc, since) = match period_start {
             Some(start) if index == 0 => (self.counters.increase_between(window, start, now), start),
-            _ => (self.counters.increase(window), now - window.span),
+            _ => match self.slices.as_deref() {
+                // A slice counts where it lies wholly inside the window, `start >= now - W`.
+                // It was counted at its end, a multiple of its length, so the counts to leave
+                // out are those up to the first slice start at or after `now - W`.
+                Some(slices) => {
+                    let start = now - window.span;
+                    let from =
+                        (start + (slices.length() - start.rem_euclid(slices.length())) % slices.length()).min(now);
+                    (self.counters.increase_between(window, from, now), from)
+                }
+                None => (self.counters.increase(window), now - window.span),
+            },
         };
         for &(start, end) in &self.exclusions {
             let (from, to) = (start.max(since), end.min(now));

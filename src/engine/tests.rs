@@ -937,3 +937,53 @@ fn grouped_instances_are_restored_with_their_alerts() {
     assert_eq!(original.evaluate(now), Vec::new());
     assert_eq!(views(&restored), views(&original));
 }
+
+/// A probe every 20 s from two locations; one location fails for 10 minutes. 1m slices of
+/// `min(probe_success) >= 1`: a slice with one failed probe anywhere is bad.
+#[test]
+fn time_slices_count_bad_slices_not_samples() {
+    let spec = spec_of(
+        r#"
+service: web
+slos:
+  - name: probe
+    objective: 99
+    window: 1d
+    sli:
+      time_slice: { gauge: 'probe_success', good: '>= 1', slice: 1m }
+    alerting:
+      page: [{ long: 1h, short: 5m, burn: 14.4 }]
+      ticket: disabled
+policy:
+  min_coverage: 1m
+"#,
+    );
+    let mut engine = crate::engine::Engine::new(&[spec], crate::engine::EngineOptions::default());
+    let source = engine.source("test", Serves::Every);
+    let mut events = Vec::new();
+    // Two hours: the second location fails from 60:00 to 70:00 (minutes), once per probe.
+    for step in 0..(120 * 3) {
+        let at = T0 + step * 20_000;
+        for location in ["fra", "iad"] {
+            let failing = location == "iad" && (60 * 3..70 * 3).contains(&step);
+            let labels = [("location".to_string(), location.to_string())];
+            let id = engine.series(
+                source,
+                &format!("probe_success{{location=\"{location}\"}}"),
+                "probe_success",
+                &labels[..],
+            );
+            engine.observe(id, at, if failing { 0.0 } else { 1.0 });
+        }
+        events.extend(engine.evaluate(at).iter().map(|e| format!("{} {}", short_time(e.at), e.name())));
+    }
+    let view = engine.slo_views().next().expect("one SLO");
+    // 119 closed slices (the last is still open), 10 of them bad: 1 - (10/119)/0.01.
+    let budget = view.budget_remaining().expect("budget");
+    assert!((budget - (1.0 - (10.0 / 119.0) / 0.01)).abs() < 1e-9, "{budget}");
+    // The first bad slice closes at 61:00 and spends the day's budget (1 of 61 slices against
+    // 1%): freeze. 1h/5m at 14.4 needs 14.4% of the hour's slices bad: the ninth bad slice
+    // closes at 69:00. The last bad slice, [69:00, 70:00), leaves the 5m window once it no
+    // longer starts at or after now - 5m: at the first instant after 74:00, 74:20.
+    assert_eq!(events, ["d0 01:01 freeze", "d0 01:09 alert_firing", "d0 01:14 alert_resolved"]);
+}

@@ -15,9 +15,11 @@ use super::check::{
 };
 use super::raw::{
     RawAlerting, RawCalendar, RawCondition, RawLatency, RawPercent, RawPolicy, RawService, RawSli, RawSlo, RawTier,
-    RawWindow,
+    RawTimeSlice, RawWindow,
 };
-use super::{Alerting, BurnCondition, Policy, ServiceSpec, Severity, Sli, SloSpec, Tier, default_tiers};
+use super::{
+    Alerting, BurnCondition, Policy, Reduce, ServiceSpec, Severity, Sli, SliceTest, SloSpec, Tier, default_tiers,
+};
 use crate::calendar::{CalendarWindow, Period};
 use crate::selector::{RegexBudget, Selector};
 
@@ -366,8 +368,18 @@ impl Checker<'_> {
     }
 
     fn sli(&mut self, sli: &Spanned<RawSli>, path: &str, regexes: &mut RegexBudget) -> Option<Sli> {
-        let RawSli { errors, good, total, latency } = &sli.value;
+        let RawSli { errors, good, total, latency, time_slice } = &sli.value;
         let field = |key| join(path, key);
+        if let Some(time_slice) = time_slice {
+            if errors.is_some() || good.is_some() || total.is_some() || latency.is_some() {
+                return self.error(
+                    &sli.referenced,
+                    path,
+                    "give `time_slice` alone, not with `errors`/`good`/`total` or `latency`",
+                );
+            }
+            return self.time_slice(time_slice, &field("time_slice"), regexes);
+        }
         if let Some(latency) = latency {
             if errors.is_some() || good.is_some() || total.is_some() {
                 return self.error(
@@ -427,6 +439,49 @@ impl Checker<'_> {
             );
         };
         Some(Sli::Latency { histogram, threshold, good, total })
+    }
+
+    /// `time_slice: {gauge, good, slice, reduce}`. A slice is a whole number of minutes that
+    /// divides an hour, so slices line up with the hour (and the epoch) whatever the window.
+    fn time_slice(&mut self, raw: &Spanned<RawTimeSlice>, path: &str, regexes: &mut RegexBudget) -> Option<Sli> {
+        let RawTimeSlice { gauge, good, slice, reduce } = &raw.value;
+        let field = |key| join(path, key);
+        let gauge = self
+            .require(gauge, &raw.referenced, &field("gauge"))
+            .and_then(|g| self.selector(g, &field("gauge"), regexes));
+        let good = self.require(good, &raw.referenced, &field("good")).and_then(|g| {
+            SliceTest::parse(&g.value).or_else(|| {
+                let message =
+                    format!("must be a comparison (>=, >, <=, <, ==, !=) and a number, e.g. `>= 1`; got `{}`", g.value);
+                self.error(&g.referenced, &field("good"), message)
+            })
+        });
+        let slice = self.require(slice, &raw.referenced, &field("slice")).and_then(|text| {
+            let slice = self.duration(text, &field("slice"))?;
+            let minutes = slice.as_secs() / 60;
+            let whole = slice.subsec_nanos() == 0 && slice.as_secs() % 60 == 0 && minutes >= 1;
+            if whole && 60 % minutes == 0 {
+                Some(slice)
+            } else {
+                self.error(
+                    &text.referenced,
+                    &field("slice"),
+                    format!(
+                        "must be a whole number of minutes that divides 60 (1m, 2m, 3m, 4m, 5m, 6m, 10m, 12m, 15m, \
+                         20m, 30m, 60m); got `{}`",
+                        text.value
+                    ),
+                )
+            }
+        });
+        let reduce = match reduce {
+            None => Some(Reduce::Min),
+            Some(r) => Reduce::parse(&r.value).or_else(|| {
+                let message = format!("must be one of {}; got `{}`", Reduce::NAMES.join(", "), r.value);
+                self.error(&r.referenced, &field("reduce"), message)
+            }),
+        };
+        Some(Sli::TimeSlice { gauge: gauge?, good: good?, slice: slice?, reduce: reduce? })
     }
 
     /// `group_by` and `max_groups`. A group label must be able to vary among the SLI's series:

@@ -156,21 +156,104 @@ pub enum Sli {
     /// A histogram against a threshold: good = the `<name>_bucket` whose `le` equals
     /// `threshold`, total = `<name>_count` (both derived from `histogram` at load).
     Latency { histogram: Selector, threshold: Duration, good: Selector, total: Selector },
+    /// A gauge (a probe's success, a duration) cut into epoch-aligned slices: each slice's
+    /// samples reduce to one value, good when it satisfies `good`; the error ratio is bad slices
+    /// over slices with a sample.
+    TimeSlice { gauge: Selector, good: SliceTest, slice: Duration, reduce: Reduce },
+}
+
+/// A time slice's good condition: `>= 1`, `< 0.5`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SliceTest {
+    pub op: CompareOp,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+}
+
+impl SliceTest {
+    pub fn holds(&self, x: f64) -> bool {
+        match self.op {
+            CompareOp::Ge => x >= self.value,
+            CompareOp::Gt => x > self.value,
+            CompareOp::Le => x <= self.value,
+            CompareOp::Lt => x < self.value,
+            CompareOp::Eq => x == self.value,
+            CompareOp::Ne => x != self.value,
+        }
+    }
+
+    /// `>= 1` from its text; `None` unless an operator, optional spaces and a finite number.
+    pub fn parse(text: &str) -> Option<SliceTest> {
+        let text = text.trim();
+        let (op, rest) = [
+            (">=", CompareOp::Ge),
+            ("<=", CompareOp::Le),
+            ("==", CompareOp::Eq),
+            ("!=", CompareOp::Ne),
+            (">", CompareOp::Gt),
+            ("<", CompareOp::Lt),
+        ]
+        .into_iter()
+        .find_map(|(symbol, op)| text.strip_prefix(symbol).map(|rest| (op, rest)))?;
+        let value: f64 = rest.trim().parse().ok()?;
+        value.is_finite().then_some(SliceTest { op, value })
+    }
+}
+
+/// How a slice's samples become one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    Min,
+    Max,
+    Avg,
+}
+
+impl Reduce {
+    pub const NAMES: [&str; 3] = ["min", "max", "avg"];
+
+    pub fn parse(text: &str) -> Option<Reduce> {
+        match text {
+            "min" => Some(Reduce::Min),
+            "max" => Some(Reduce::Max),
+            "avg" => Some(Reduce::Avg),
+            _ => None,
+        }
+    }
 }
 
 impl Sli {
     /// Every selector the SLI reads its series with.
-    pub fn selectors(&self) -> [&Selector; 2] {
-        let (selected, total, _) = self.counters();
-        [selected, total]
+    pub fn selectors(&self) -> Vec<&Selector> {
+        match self.counters() {
+            Some((selected, total, _)) => vec![selected, total],
+            None => self.gauge().into_iter().collect(),
+        }
     }
 
-    /// `(selector counting the ratio's numerator, selector of all events)`, and whether the
-    /// numerator counts good events (else bad ones).
-    pub fn counters(&self) -> (&Selector, &Selector, bool) {
+    /// For a counter SLI: `(selector counting the ratio's numerator, selector of all events)`,
+    /// and whether the numerator counts good events (else bad ones).
+    pub fn counters(&self) -> Option<(&Selector, &Selector, bool)> {
         match self {
-            Sli::ErrorsTotal { errors, total } => (errors, total, false),
-            Sli::GoodTotal { good, total } | Sli::Latency { good, total, .. } => (good, total, true),
+            Sli::ErrorsTotal { errors, total } => Some((errors, total, false)),
+            Sli::GoodTotal { good, total } | Sli::Latency { good, total, .. } => Some((good, total, true)),
+            Sli::TimeSlice { .. } => None,
+        }
+    }
+
+    /// A time-slice SLI's gauge selector.
+    pub fn gauge(&self) -> Option<&Selector> {
+        match self {
+            Sli::TimeSlice { gauge, .. } => Some(gauge),
+            _ => None,
         }
     }
 }

@@ -115,6 +115,17 @@ pub(super) struct RawSli {
     pub good: Option<Spanned<String>>,
     pub total: Option<Spanned<String>>,
     pub latency: Option<Spanned<RawLatency>>,
+    pub time_slice: Option<Spanned<RawTimeSlice>>,
+}
+
+/// `time_slice: {gauge, good, slice, reduce}`: each slice's reduced gauge value is good or bad.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimeSlice {
+    pub gauge: Option<Spanned<String>>,
+    pub good: Option<Spanned<String>>,
+    pub slice: Option<Spanned<String>>,
+    pub reduce: Option<Spanned<String>>,
 }
 
 /// `latency: {histogram, threshold}`: good = the histogram's bucket at the threshold.

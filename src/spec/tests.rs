@@ -1158,3 +1158,53 @@ fn group_by_errors_name_the_item() {
         ["8:17: slos[0].max_groups: must be a whole number, 1 or more; got 2.5"]
     );
 }
+
+/// VALID with its errors/total SLI replaced by `sli_line` (on line 8).
+fn with_sli(sli_line: &str) -> String {
+    valid_with(
+        "      errors: 'http_requests_total{job=\"checkout\",code=~\"5..\"}'\n      total: 'http_requests_total{job=\"checkout\"}'\n",
+        &format!("      {sli_line}\n"),
+    )
+}
+
+#[test]
+fn time_slice_slis() {
+    let spec =
+        parse(&with_sli("time_slice: { gauge: 'probe_success{job=\"bb\"}', good: '>= 1', slice: 5m, reduce: avg }"));
+    let Sli::TimeSlice { gauge, good, slice, reduce } = &spec.slos[0].sli else { panic!("time slice") };
+    assert_eq!(gauge.as_str(), r#"probe_success{job="bb"}"#);
+    assert_eq!((good.op, good.value, *slice, *reduce), (CompareOp::Ge, 1.0, minutes(5), Reduce::Avg));
+    let spec = parse(&with_sli("time_slice: { gauge: 'probe_duration_seconds', good: '<0.5', slice: 1m }"));
+    let Sli::TimeSlice { good, reduce, .. } = &spec.slos[0].sli else { panic!("time slice") };
+    assert_eq!((good.op, good.value, *reduce), (CompareOp::Lt, 0.5, Reduce::Min), "reduce defaults to min");
+    assert!(good.holds(0.49) && !good.holds(0.5));
+
+    let slice_rule = "must be a whole number of minutes that divides 60 (1m, 2m, 3m, 4m, 5m, 6m, 10m, 12m, 15m, \
+                      20m, 30m, 60m)";
+    for (sli, expected) in [
+        (
+            "time_slice: { gauge: 'probe_success', good: '>= 1', slice: 7m }",
+            format!("8:66: slos[0].sli.time_slice.slice: {slice_rule}; got `7m`"),
+        ),
+        (
+            "time_slice: { gauge: 'probe_success', good: '>= 1', slice: 90s }",
+            format!("8:66: slos[0].sli.time_slice.slice: {slice_rule}; got `90s`"),
+        ),
+        (
+            "time_slice: { gauge: 'probe_success', good: 'up', slice: 1m }",
+            "8:51: slos[0].sli.time_slice.good: must be a comparison (>=, >, <=, <, ==, !=) and a number, e.g. \
+             `>= 1`; got `up`"
+                .to_string(),
+        ),
+        (
+            "time_slice: { gauge: 'probe_success', good: '>= 1', slice: 1m, reduce: p99 }",
+            "8:78: slos[0].sli.time_slice.reduce: must be one of min, max, avg; got `p99`".to_string(),
+        ),
+        (
+            "time_slice: { gauge: 'probe_success', slice: 1m }",
+            "8:19: slos[0].sli.time_slice.good: missing required field".to_string(),
+        ),
+    ] {
+        assert_eq!(errors_of(&with_sli(sli)), [expected], "{sli}");
+    }
+}
