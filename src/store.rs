@@ -22,6 +22,7 @@
 
 mod governance;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
@@ -517,6 +518,46 @@ impl Store {
         self.db.apply_batch(batch)?;
         Ok(n_pruned)
     }
+}
+
+/// Prefix of the directories [`discard`] moves stores into; never moved themselves.
+pub const DISCARDED_PREFIX: &str = "discarded-";
+
+/// `sloguard run --reset-state`: moves everything in `dir` (sled's files, the window log, the
+/// delivery journal) into `dir/discarded-<UTC time>/`, so the next open starts a new store.
+/// Nothing is deleted: an operator can still inspect or restore what was moved. Returns that
+/// directory and the names moved (none if `dir` held no store).
+pub fn discard(dir: &Path, now: Millis) -> Result<(PathBuf, Vec<String>), StoreError> {
+    let io = |source: std::io::Error| StoreError::WindowLog { path: dir.to_path_buf(), source };
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(io)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(e)),
+    };
+    names.retain(|name| !name.starts_with(DISCARDED_PREFIX));
+    names.sort();
+    // 20261206T021500Z: sortable, and without the colons some tools choke on.
+    let stamp: String =
+        crate::clock::rfc3339(now - now.rem_euclid(1000)).chars().filter(|c| *c != '-' && *c != ':').collect();
+    let mut target = dir.join(format!("{DISCARDED_PREFIX}{stamp}"));
+    for n in 2.. {
+        if !target.exists() {
+            break;
+        }
+        target = dir.join(format!("{DISCARDED_PREFIX}{stamp}-{n}"));
+    }
+    if names.is_empty() {
+        return Ok((target, names));
+    }
+    std::fs::create_dir(&target).map_err(io)?;
+    for name in &names {
+        std::fs::rename(dir.join(name), target.join(name)).map_err(io)?;
+    }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok((target, names))
 }
 
 /// Runs file I/O off the async workers: a compaction writes and syncs ~100 MB at 10,000 SLOs.

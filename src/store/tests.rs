@@ -583,3 +583,27 @@ async fn a_version_1_log_with_a_damaged_middle_length_is_refused() {
     let store = super::reopen_for_test(dir.path()).unwrap();
     assert_eq!(store.load().unwrap().windows[0].pages, vec![plain_page(0, 1, 2.0)]);
 }
+
+#[tokio::test]
+async fn discard_moves_the_store_aside_and_the_next_open_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_state(dir.path()).await;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::fs::remove_file(dir.path().join(windowlog::FILE_NAME)).unwrap();
+    assert!(super::reopen_for_test(dir.path()).is_err());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let at = 1_796_524_500_123; // 2026-12-06T02:35:00.123Z
+    let (moved_to, names) = discard(dir.path(), at).unwrap();
+    assert_eq!(moved_to, dir.path().join("discarded-20261206T023500Z"));
+    assert!(names.contains(&"db".to_string()) && names.contains(&"sent.journal".to_string()), "{names:?}");
+    assert!(moved_to.join("db").exists());
+    let store = super::reopen_for_test(dir.path()).unwrap();
+    assert_eq!(store.events(None, 0, 10).unwrap(), Vec::<Event>::new());
+    drop(store);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // A second reset in the same second neither collides nor moves the first one's directory.
+    let (again, names) = discard(dir.path(), at).unwrap();
+    assert_eq!(again, dir.path().join("discarded-20261206T023500Z-2"));
+    assert!(!names.iter().any(|n| n.starts_with("discarded-")), "{names:?}");
+    assert!(Store::check(dir.path()).is_err(), "nothing left to check");
+}
