@@ -175,7 +175,14 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLOGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    // A log line that cannot be written (stderr is a file on a full disk) is dropped: the
+    // subscriber's report of it goes through eprintln!, which panics when stderr fails too.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false)
+        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -316,6 +323,7 @@ fn run_cmd(config_path: PathBuf, reset_state: bool) -> anyhow::Result<ExitCode> 
         }
     }
     runtime()?.block_on(async move {
+        survive_file_size_limit();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(forward_sighup(reload_tx));
         let reloader: sloguard::daemon::Reloader = Box::new(move || sloguard::config::load_daemon(&config_path));
@@ -359,6 +367,20 @@ fn store_check_cmd(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
             println!("  {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// A file size limit (`ulimit -f`, `LimitFSIZE=`) sends SIGXFSZ on a write past it, and that
+/// kills by default. Handled, the write fails with EFBIG instead, which the store treats like a
+/// full disk (unready, kept pending, recovered by itself once writes succeed).
+fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    /// SIGXFSZ on Linux (x86-64 and arm64 alike); `libc` is not a direct dependency.
+    const SIGXFSZ: i32 = 25;
+    match signal(SignalKind::from_raw(SIGXFSZ)) {
+        // The handler stays installed as long as the stream lives; the store logs the failures.
+        Ok(mut xfsz) => drop(tokio::spawn(async move { while xfsz.recv().await.is_some() {} })),
+        Err(e) => tracing::warn!("cannot handle SIGXFSZ ({e}); a file size limit will kill the daemon"),
     }
 }
 

@@ -21,6 +21,8 @@
 //! told about them, window pages every flush interval (the window log is fsynced).
 
 mod governance;
+mod health;
+pub use health::{HealthReport, Part};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -35,7 +37,7 @@ pub use outbox::{OutboxScan, SentRecord};
 mod page;
 mod windowlog;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use windowlog::StoreId;
 use windowlog::{Head, WindowLog};
@@ -76,6 +78,12 @@ const SCHEMA_KEY: &[u8] = b"meta/schema";
 const STORE_ID_KEY: &[u8] = b"meta/store_id";
 /// Present once the window log exists: from then on a missing log is lost state.
 const WINDOW_LOG_KEY: &[u8] = b"meta/window_log";
+/// Reopening sled after a write failure: attempts and the pause between them (5 s in all),
+/// while its previous handles drain.
+const REOPEN_ATTEMPTS: usize = 100;
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+/// Written and flushed by a reopen to show sled takes writes again.
+const PROBE_KEY: &[u8] = b"meta/probe";
 /// sled's main file in the data directory: absent means there is no database (sled would
 /// create an empty one).
 const SLED_FILE: &str = "db";
@@ -123,6 +131,9 @@ pub enum StoreError {
     /// The window log could not be read, appended to or rewritten.
     #[error("window log {path}: {source}")]
     WindowLog { path: PathBuf, source: std::io::Error },
+    /// sled was closed after a write failure and has not reopened yet (see `health`).
+    #[error("the database is closed after a write failure and reopens once the disk takes writes")]
+    Reopening,
     /// Windows still live in sled (a schema-2 store): only a full save may start the log.
     #[error("windows are still in sled; the first save after an upgrade must be a full one")]
     FullSaveRequired,
@@ -131,7 +142,11 @@ pub enum StoreError {
 /// Handle to the open store; cheap to clone (sled's `Db` is reference counted).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    /// Replaced by `health` when sled must be reopened after a write failure; `None` only
+    /// between closing the failed database and opening it again.
+    db: Arc<RwLock<Option<sled::Db>>>,
+    dir: PathBuf,
+    health: Arc<health::Health>,
     /// Append-only record of deliveries not yet known to be flushed in sled (see `outbox`).
     sent_journal: outbox::SentJournal,
     windows: Arc<Mutex<WindowLog>>,
@@ -266,11 +281,58 @@ impl Store {
         }
         let sent_journal = outbox::SentJournal::open(path)?;
         let windows = Arc::new(Mutex::new(log));
-        let store = Store { db, sent_journal, windows, id };
+        let store = Store {
+            db: Arc::new(RwLock::new(Some(db))),
+            dir: path.to_path_buf(),
+            health: Arc::default(),
+            sent_journal,
+            windows,
+            id,
+        };
         if mode == Mode::Run {
             store.replay_sent_journal()?;
         }
         Ok(store)
+    }
+
+    /// The open database (a cheap handle).
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        self.db.read().expect("db lock").clone().ok_or(StoreError::Reopening)
+    }
+
+    /// Closes sled and opens it again: after a failed write sled fails everything with the
+    /// same error until reopened. What it held unflushed is gone, which is why the daemon
+    /// keeps uncommitted events and notifications in memory and commits them again. sled
+    /// releases its file lock once the last handle is gone, from a background thread, so the
+    /// open is retried for a while.
+    fn reopen_sled(&self) -> Result<(), StoreError> {
+        {
+            let mut slot = self.db.write().expect("db lock");
+            drop(slot.take());
+            let mut last = None;
+            for _ in 0..REOPEN_ATTEMPTS {
+                match sled::open(&self.dir) {
+                    Ok(db) => {
+                        self.health.inject()?;
+                        db.insert(PROBE_KEY, b"1".as_slice())?;
+                        db.flush()?;
+                        *slot = Some(db);
+                        last = None;
+                        break;
+                    }
+                    Err(e) => {
+                        last = Some(e);
+                        std::thread::sleep(REOPEN_PAUSE);
+                    }
+                }
+            }
+            if let Some(source) = last {
+                return Err(StoreError::Open { path: self.dir.clone(), source });
+            }
+        }
+        // Deliveries recorded while sled could not flush are in the journal.
+        self.replay_sent_journal()?;
+        Ok(())
     }
 
     /// This store's identity, as hex.
@@ -304,12 +366,12 @@ impl Store {
         };
         report.n_windows = restored.windows.len();
         report.n_series = restored.series.len();
-        for item in store.db.scan_prefix(TRANSITION_PREFIX) {
+        for item in store.db()?.scan_prefix(TRANSITION_PREFIX) {
             let (key, value) = item?;
             let _: Transition = decode_json(&String::from_utf8_lossy(&key), &value)?;
             report.n_transitions += 1;
         }
-        for item in store.db.scan_prefix(EVENT_PREFIX) {
+        for item in store.db()?.scan_prefix(EVENT_PREFIX) {
             let (key, value) = item?;
             let _: Event = decode_json(&format!("event {}", String::from_utf8_lossy(&key).escape_debug()), &value)?;
             report.n_events += 1;
@@ -332,7 +394,7 @@ impl Store {
     /// ids, sorted, where a store still keeping windows in sled cuts its parallel key ranges.
     pub fn load_split(&self, splits: &[String]) -> Result<Restored, StoreError> {
         let mut restored = if self.log().exists() { self.load_log(splits.len() + 1)? } else { self.load_sled(splits)? };
-        for item in self.db.scan_prefix(TRANSITION_PREFIX) {
+        for item in self.db()?.scan_prefix(TRANSITION_PREFIX) {
             let (key, value) = item?;
             restored.transitions.push(decode_json(&String::from_utf8_lossy(&key), &value)?);
         }
@@ -365,7 +427,7 @@ impl Store {
         for part in parts {
             restored.windows.extend(part?);
         }
-        for item in self.db.scan_prefix(SERIES_PREFIX) {
+        for item in self.db()?.scan_prefix(SERIES_PREFIX) {
             let (_, value) = item?;
             restored.series.push(decode_json("series", &value)?);
         }
@@ -375,7 +437,7 @@ impl Store {
     /// Window headers and pages with keys in `range`, which must start at an SLO's header.
     fn load_windows(&self, range: std::ops::Range<&Vec<u8>>) -> Result<Vec<WindowRecord>, StoreError> {
         let mut windows: Vec<WindowRecord> = Vec::new();
-        for item in self.db.range(range.start.as_slice()..range.end.as_slice()) {
+        for item in self.db()?.range(range.start.as_slice()..range.end.as_slice()) {
             let (key, value) = item?;
             let key_text = String::from_utf8_lossy(&key);
             let rest = &key_text[WINDOW_PREFIX.len()..];
@@ -410,13 +472,22 @@ impl Store {
         transitions: &[Transition],
         items: &[OutboxItem],
     ) -> Result<usize, StoreError> {
+        let res = self.commit_untracked(events, transitions, items).await;
+        self.track(Part::Sled, res)
+    }
+
+    async fn commit_untracked(
+        &self,
+        events: &[Event],
+        transitions: &[Transition],
+        items: &[OutboxItem],
+    ) -> Result<usize, StoreError> {
+        self.health.inject()?;
+        let db = self.db()?;
         let mut batch = sled::Batch::default();
         let n_new = self.stage_outbox(&mut batch, items)?;
         for event in events {
-            let mut key = EVENT_PREFIX.to_vec();
-            key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
-            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-            batch.insert(key, serde_json::to_vec(event).expect("events serialize"));
+            batch.insert(event_key(event), serde_json::to_vec(event).expect("events serialize"));
         }
         for transition in transitions {
             let key = match transition {
@@ -428,8 +499,8 @@ impl Store {
         if events.is_empty() && transitions.is_empty() && n_new == 0 {
             return Ok(0);
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        db.apply_batch(batch)?;
+        db.flush_async().await?;
         Ok(n_new)
     }
 
@@ -440,7 +511,7 @@ impl Store {
     }
 
     fn sled_holds_windows(&self) -> bool {
-        self.db.scan_prefix(WINDOW_PREFIX).next().is_some()
+        self.db().is_ok_and(|db| db.scan_prefix(WINDOW_PREFIX).next().is_some())
     }
 
     /// Saves changed window pages and series last values as one synced append to the window
@@ -449,22 +520,31 @@ impl Store {
         if !self.log().exists() && self.sled_holds_windows() {
             return Err(StoreError::FullSaveRequired);
         }
+        self.health.inject()?;
         let payload = windowlog::encode(windows, series);
         let log = self.windows.clone();
-        blocking(move || log.lock().expect("window log lock").append(&payload)).await
+        let res = blocking(move || log.lock().expect("window log lock").append(&payload)).await;
+        self.track(Part::WindowLog, res)
     }
 
     /// Replaces the window log with `windows` and `series`, which must be every SLO's every page
     /// and every series (see `Engine::mark_all_dirty`); then drops what sled kept of them.
     pub async fn save_full(&self, windows: &[WindowRecord], series: &[SeriesRecord]) -> Result<(), StoreError> {
+        self.health.inject()?;
         let payload = windowlog::encode(windows, series);
         let log = self.windows.clone();
-        blocking(move || log.lock().expect("window log lock").rewrite(&payload)).await?;
-        if !self.db.contains_key(WINDOW_LOG_KEY)? {
-            // The first log of an upgraded store (`drop_sled_windows` flushes this).
-            self.db.insert(WINDOW_LOG_KEY, b"1".as_slice())?;
+        let res = blocking(move || log.lock().expect("window log lock").rewrite(&payload)).await;
+        self.track(Part::WindowLog, res)?;
+        let res = async {
+            let db = self.db()?;
+            if !db.contains_key(WINDOW_LOG_KEY)? {
+                // The first log of an upgraded store (`drop_sled_windows` flushes this).
+                db.insert(WINDOW_LOG_KEY, b"1".as_slice())?;
+            }
+            self.drop_sled_windows().await
         }
-        self.drop_sled_windows().await
+        .await;
+        self.track(Part::Sled, res)
     }
 
     /// Removes schema-2 window and series records, in bounded batches, once the log has them.
@@ -473,17 +553,17 @@ impl Store {
             loop {
                 let mut batch = sled::Batch::default();
                 let mut n = 0;
-                for item in self.db.scan_prefix(prefix).keys().take(MIGRATION_BATCH) {
+                for item in self.db()?.scan_prefix(prefix).keys().take(MIGRATION_BATCH) {
                     batch.remove(item?);
                     n += 1;
                 }
                 if n == 0 {
                     break;
                 }
-                self.db.apply_batch(batch)?;
+                self.db()?.apply_batch(batch)?;
             }
         }
-        self.db.flush_async().await?;
+        self.db()?.flush_async().await?;
         Ok(())
     }
 
@@ -492,7 +572,7 @@ impl Store {
         let mut start = EVENT_PREFIX.to_vec();
         start.extend_from_slice(&(since.max(0) as u64).to_be_bytes());
         let mut out = Vec::new();
-        for item in self.db.range(start..) {
+        for item in self.db()?.range(start..) {
             let (key, value) = item?;
             if !key.starts_with(EVENT_PREFIX) || out.len() >= limit {
                 break;
@@ -511,11 +591,11 @@ impl Store {
         end.extend_from_slice(&(before.max(0) as u64).to_be_bytes());
         let mut batch = sled::Batch::default();
         let mut n_pruned = 0;
-        for item in self.db.range(EVENT_PREFIX.to_vec()..end) {
+        for item in self.db()?.range(EVENT_PREFIX.to_vec()..end) {
             batch.remove(item?.0);
             n_pruned += 1;
         }
-        self.db.apply_batch(batch)?;
+        self.db()?.apply_batch(batch)?;
         Ok(n_pruned)
     }
 }
@@ -563,6 +643,17 @@ pub fn discard(dir: &Path, now: Millis) -> Result<(PathBuf, Vec<String>), StoreE
 /// Runs file I/O off the async workers: a compaction writes and syncs ~100 MB at 10,000 SLOs.
 async fn blocking(work: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Result<(), StoreError> {
     tokio::task::spawn_blocking(work).await.expect("window log I/O panicked")
+}
+
+/// An event's key: its instant (so ranges read in time order), then the first 8 bytes of the
+/// SHA-256 of its content. The same event committed again (a retried commit whose first
+/// attempt reached sled but not the disk) lands on the same key instead of a second copy.
+fn event_key(event: &Event) -> Vec<u8> {
+    let mut key = EVENT_PREFIX.to_vec();
+    key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
+    let content = serde_json::to_vec(event).expect("events serialize");
+    key.extend_from_slice(&ring::digest::digest(&ring::digest::SHA256, &content).as_ref()[..8]);
+    key
 }
 
 /// 16 bytes from the system's secure random source (ring's, already in the tree for TLS).

@@ -123,8 +123,8 @@ async fn a_schema_1_store_is_migrated_on_open() {
         let bits = |s: &[[f64; 2]]| s.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&page.slots), bits(&slots));
     }
-    assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_bytes()));
-    assert_eq!(store.db.scan_prefix("v1/slo/").count(), 0, "schema-1 records moved, not copied");
+    assert_eq!(store.db().unwrap().get(SCHEMA_KEY).unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_bytes()));
+    assert_eq!(store.db().unwrap().scan_prefix("v1/slo/").count(), 0, "schema-1 records moved, not copied");
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn data_without_a_schema_marker_is_refused_and_kept() {
 async fn a_corrupt_record_is_reported_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store.db.insert(format!("{TRANSITION_PREFIX}svc/x").as_bytes(), &b"{not json"[..]).unwrap();
+    store.db().unwrap().insert(format!("{TRANSITION_PREFIX}svc/x").as_bytes(), &b"{not json"[..]).unwrap();
     let err = store.load().expect_err("corrupt");
     assert!(err.to_string().contains("v1/tr/svc/x"), "{err}");
 }
@@ -266,7 +266,7 @@ async fn a_corrupt_outbox_record_is_skipped_not_fatal() {
     let item =
         OutboxItem::new("good".into(), "svc".into(), crate::spec::Route::PagerDuty, NoticeKind::Page, message, 5);
     store.commit(&[], &[], &[item]).await.unwrap();
-    store.db.insert(b"v1/outbox/bad", &b"{not json"[..]).unwrap();
+    store.db().unwrap().insert(b"v1/outbox/bad", &b"{not json"[..]).unwrap();
     let scan = store.due_outbox(10, 10).unwrap();
     assert_eq!(scan.due.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["good"]);
     assert_eq!((scan.corrupt, scan.depth), (vec!["v1/outbox/bad".to_string()], 2));
@@ -382,10 +382,12 @@ async fn a_schema_2_store_moves_its_windows_into_the_log_on_the_first_full_save(
 
     store.save_full(&restored.windows, &restored.series).await.unwrap();
     assert!(!store.wants_full_save());
-    assert_eq!(store.db.scan_prefix(WINDOW_PREFIX).count() + store.db.scan_prefix(SERIES_PREFIX).count(), 0);
+    let db = store.db().unwrap();
+    assert_eq!(db.scan_prefix(WINDOW_PREFIX).count() + db.scan_prefix(SERIES_PREFIX).count(), 0);
+    drop(db);
     drop(store);
     let store = super::reopen_for_test(dir.path()).unwrap();
-    assert_eq!(store.db.get(SCHEMA_KEY).unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_bytes()));
+    assert_eq!(store.db().unwrap().get(SCHEMA_KEY).unwrap().as_deref(), Some(SCHEMA_VERSION.to_string().as_bytes()));
     assert_eq!(store.load().unwrap(), restored);
 }
 
@@ -606,4 +608,38 @@ async fn discard_moves_the_store_aside_and_the_next_open_starts_afresh() {
     assert_eq!(again, dir.path().join("discarded-20261206T023500Z-2"));
     assert!(!names.iter().any(|n| n.starts_with("discarded-")), "{names:?}");
     assert!(Store::check(dir.path()).is_err(), "nothing left to check");
+}
+
+/// The reproduced failure: after a full disk, sled failed every later write with the same
+/// error until a restart. Injected here (the seam fails writes and probes as ENOSPC and marks
+/// sled failed); the integration test makes writes really fail with a file size limit.
+#[tokio::test]
+async fn a_store_recovers_by_itself_after_writes_fail_and_a_retried_commit_is_not_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.health().writable);
+    store.inject_full_disk(true);
+    let freeze = freeze_event("s", 5);
+    store.commit(std::slice::from_ref(&freeze), &[], &[]).await.expect_err("the disk is full");
+    let health = store.health();
+    assert!(!health.writable && health.reason.as_deref().is_some_and(|r| r.contains("sled")), "{health:?}");
+    assert_eq!(health.failures, vec![("sled", "no_space", 1)]);
+    assert!(!store.heal().await, "the probe fails while the disk is full");
+    assert!(!store.health().writable);
+
+    store.inject_full_disk(false);
+    let started = std::time::Instant::now();
+    assert!(store.heal().await, "recovers once the probe succeeds");
+    eprintln!("heal with a sled reopen took {:?}", started.elapsed());
+    assert!(store.health().writable && store.health().reason.is_none());
+    // Committed twice, as when a first attempt reached sled but not the disk: one event.
+    let transition = Transition::Service { name: "s".into(), frozen_since: Some(5) };
+    for _ in 0..2 {
+        store.commit(std::slice::from_ref(&freeze), std::slice::from_ref(&transition), &[]).await.unwrap();
+    }
+    assert_eq!(store.events(None, 0, 10).unwrap(), vec![freeze.clone()]);
+    drop(store);
+    let store = super::reopen_for_test(dir.path()).unwrap();
+    assert_eq!(store.events(None, 0, 10).unwrap(), vec![freeze]);
+    assert_eq!(store.load().unwrap().transitions, vec![transition]);
 }
