@@ -8,4 +8,5 @@ mod prometheus_source;
 mod promtool;
 mod recipes;
 mod replay_oracle;
+mod store;
 mod support;

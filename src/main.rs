@@ -57,6 +57,16 @@ enum Command {
         /// Daemon config file (sloguard.yaml).
         #[arg(long, env = "SLOGUARD_CONFIG")]
         config: PathBuf,
+        /// Move the existing store in data_dir to data_dir/discarded-<UTC time>/ (nothing is
+        /// deleted) and start with an empty one: budgets, alert state, overrides and the audit
+        /// log start over. For a store that refuses to start as damaged.
+        #[arg(long)]
+        reset_state: bool,
+    },
+    /// Offline store tools.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Serve synthetic checkout/payments metrics with a scripted incident, for demos and tests.
     DemoTarget {
@@ -100,6 +110,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Verify the store in DIR (a daemon's data_dir) without running on it: both halves'
+    /// identity and every record a start reads. Exits 0 if healthy, 1 if damaged (printing what
+    /// and where), 64 if DIR holds no store. Run it while the daemon is stopped.
+    Check { dir: PathBuf },
 }
 
 /// Durations on the command line use the spec's units, with `0s` allowed to disable things.
@@ -157,14 +175,22 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLOGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    // A log line that cannot be written (stderr is a file on a full disk) is dropped: the
+    // subscriber's report of it goes through eprintln!, which panics when stderr fails too.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false)
+        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay { spec, series, summary } => replay_cmd(spec, series, summary),
         Command::Validate { paths } => Ok(validate_cmd(&paths)),
-        Command::Run { config } => run_cmd(config),
+        Command::Run { config, reset_state } => run_cmd(config, reset_state),
+        Command::Store { command: StoreCommand::Check { dir } } => store_check_cmd(&dir),
         Command::DemoTarget { listen, rate, incident_after, incident_for, incident_error_ratio } => {
             let options = sloguard::demo::DemoOptions { rate, incident_after, incident_for, incident_error_ratio };
             demo_cmd(listen, options)
@@ -278,11 +304,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
-fn run_cmd(config_path: PathBuf) -> anyhow::Result<ExitCode> {
+fn run_cmd(config_path: PathBuf, reset_state: bool) -> anyhow::Result<ExitCode> {
     // Everything is validated before a port is bound or the store is opened.
     let (config, specs) = sloguard::config::load_daemon(&config_path).map_err(spec_failure)?;
     tracing::info!("loaded {} service(s) from {}", specs.len(), config_path.display());
+    if reset_state {
+        use sloguard::clock::Clock;
+        let (moved_to, names) = sloguard::store::discard(&config.data_dir, sloguard::clock::SystemClock.now())
+            .context("--reset-state: moving the old store aside")?;
+        if names.is_empty() {
+            tracing::warn!("--reset-state: {} holds no store; starting afresh", config.data_dir.display());
+        } else {
+            tracing::warn!(
+                "--reset-state: moved {} to {}; starting with an empty store",
+                names.join(", "),
+                moved_to.display()
+            );
+        }
+    }
     runtime()?.block_on(async move {
+        survive_file_size_limit();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(forward_sighup(reload_tx));
         let reloader: sloguard::daemon::Reloader = Box::new(move || sloguard::config::load_daemon(&config_path));
@@ -290,6 +331,57 @@ fn run_cmd(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         sloguard::daemon::run(config, specs, clock, reloader, reload_rx, terminated()).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sloguard store check DIR`.
+fn store_check_cmd(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let has_store = ["db", "windows.log"].iter().any(|name| dir.join(name).exists());
+    if !dir.is_dir() || !has_store {
+        return Err(Failure::Usage(format!("{} holds no sloguard store (no db or windows.log)", dir.display())).into());
+    }
+    match sloguard::store::Store::check(dir) {
+        Ok(report) => {
+            println!("{}: healthy", dir.display());
+            if let Some(id) = &report.id {
+                println!("  store id      {id}");
+            }
+            println!("  windows       {}", report.n_windows);
+            println!("  series        {}", report.n_series);
+            println!("  transitions   {}", report.n_transitions);
+            println!("  events        {}", report.n_events);
+            println!("  overrides     {}", report.n_overrides);
+            println!("  corrections   {}", report.n_corrections);
+            println!("  outbox        {}", report.n_outbox);
+            for note in &report.notes {
+                println!("  note: {note}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ sloguard::store::StoreError::Open { .. }) => {
+            println!("{}: cannot be checked (is a sloguard running on it?)", dir.display());
+            println!("  {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            println!("{}: DAMAGED", dir.display());
+            println!("  {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A file size limit (`ulimit -f`, `LimitFSIZE=`) sends SIGXFSZ on a write past it, and that
+/// kills by default. Handled, the write fails with EFBIG instead, which the store treats like a
+/// full disk (unready, kept pending, recovered by itself once writes succeed).
+fn survive_file_size_limit() {
+    use tokio::signal::unix::{SignalKind, signal};
+    /// SIGXFSZ on Linux (x86-64 and arm64 alike); `libc` is not a direct dependency.
+    const SIGXFSZ: i32 = 25;
+    match signal(SignalKind::from_raw(SIGXFSZ)) {
+        // The handler stays installed as long as the stream lives; the store logs the failures.
+        Ok(mut xfsz) => drop(tokio::spawn(async move { while xfsz.recv().await.is_some() {} })),
+        Err(e) => tracing::warn!("cannot handle SIGXFSZ ({e}); a file size limit will kill the daemon"),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

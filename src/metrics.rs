@@ -196,6 +196,19 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
 }
 
 /// The delivery task's counters; `route_kind` is the transport (`slack`, `email`, ...).
+/// The store's write health (see `store::health`), appended to [`render`]'s page.
+pub fn render_store(health: &crate::store::HealthReport) -> String {
+    let mut out = Families::default();
+    out.family("sloguard_store_writable", "gauge", "1 if the store can make state durable, 0 while writes fail.");
+    out.sample("sloguard_store_writable", &[], f64::from(u8::from(health.writable)));
+    let name = "sloguard_store_write_failure";
+    out.family(name, "counter", "Failed store writes and recovery probes, by part and reason, since the start.");
+    for (part, reason, n) in &health.failures {
+        out.sample(name, &[("part", part), ("reason", reason)], *n as f64);
+    }
+    out.text
+}
+
 fn render_notify(out: &mut Families, stats: &crate::notify::NotifyStats) {
     out.family("sloguard_outbox_depth", "gauge", "Notifications waiting in the outbox (queued or being retried).");
     out.sample("sloguard_outbox_depth", &[], stats.outbox_depth.load(Ordering::Relaxed) as f64);

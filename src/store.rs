@@ -9,13 +9,22 @@
 //!
 //! Layout: one sled tree, versioned keys (`v1/...`), and `meta/schema` holding the schema version.
 //! A store written by a newer schema, or one that is not ours, is refused with a clear message;
-//! sloguard never wipes state to make progress. Durability: sled's `flush` uses
+//! sloguard never wipes state to make progress.
+//!
+//! Identity: 16 random bytes made at creation, in sled (`meta/store_id`) and in the window log's
+//! header. Opening checks that the two halves belong together and that neither is missing
+//! while the other holds state (`meta/window_log` records that the log exists); any damage a
+//! crash mid-write cannot explain refuses the start with [`StoreError::Damaged`], naming the
+//! file and the remedy (`sloguard store check`, `sloguard run --reset-state`). Durability: sled's `flush` uses
 //! `sync_file_range`, so a killed process loses nothing flushed, while a power loss may (see
 //! `../shared/crates.md`); events and the transitions they record are flushed before anyone is
 //! told about them, window pages every flush interval (the window log is fsynced).
 
 mod governance;
+mod health;
+pub use health::{HealthReport, Part};
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::clock::Millis;
@@ -28,9 +37,34 @@ pub use outbox::{OutboxScan, SentRecord};
 mod page;
 mod windowlog;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use windowlog::WindowLog;
+pub use windowlog::StoreId;
+use windowlog::{Head, WindowLog};
+
+/// Whether the store is opened to run on (it may create, migrate and adopt) or to be checked
+/// (it writes nothing of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Check,
+}
+
+/// What `sloguard store check` found in a healthy store.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub id: Option<String>,
+    pub n_windows: usize,
+    pub n_series: usize,
+    pub n_transitions: usize,
+    pub n_events: usize,
+    pub n_overrides: usize,
+    pub n_corrections: usize,
+    pub n_outbox: usize,
+    /// Things that are not damage but worth saying (a torn last save, a store from before
+    /// identity): a start handles them.
+    pub notes: Vec<String>,
+}
 
 /// The schema this build reads and writes. Bump it with a migration when a key or value changes.
 /// 2: window records move from `v1/slo/` to `v2/slo/`, with pages packed and carrying minute
@@ -40,6 +74,23 @@ use windowlog::WindowLog;
 pub const SCHEMA_VERSION: u32 = 3;
 
 const SCHEMA_KEY: &[u8] = b"meta/schema";
+/// The store's id (see [`StoreId`]), the same bytes as the window log's header.
+const STORE_ID_KEY: &[u8] = b"meta/store_id";
+/// Present once the window log exists: from then on a missing log is lost state.
+const WINDOW_LOG_KEY: &[u8] = b"meta/window_log";
+/// Reopening sled after a write failure: attempts and the pause between them (5 s in all),
+/// while its previous handles drain.
+const REOPEN_ATTEMPTS: usize = 100;
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+/// Written and flushed by a reopen to show sled takes writes again.
+const PROBE_KEY: &[u8] = b"meta/probe";
+/// sled's main file in the data directory: absent means there is no database (sled would
+/// create an empty one).
+const SLED_FILE: &str = "db";
+
+/// Appended to every error that refuses a store: what the operator can do.
+const REMEDY: &str = "sloguard will not start on it. Inspect it with `sloguard store check <data_dir>`, \
+restore the directory from a backup, or move it aside and start afresh with `sloguard run --reset-state`";
 const WINDOW_PREFIX: &str = "v2/slo/";
 const SCHEMA_1_WINDOW_PREFIX: &str = "v1/slo/";
 
@@ -62,8 +113,12 @@ pub enum StoreError {
     )]
     Newer { path: PathBuf, found: u32 },
     /// The directory holds data without a schema marker, or with an unreadable one.
-    #[error("store at {path} is not a sloguard store or is corrupt ({detail}); refusing to touch it")]
+    #[error("store at {path} is not a sloguard store or is corrupt ({detail}); {REMEDY}")]
     Foreign { path: PathBuf, detail: String },
+    /// A file of the store is damaged, missing while the rest holds state, or belongs to
+    /// another store: anything a crash mid-write cannot explain. Never repaired silently.
+    #[error("{file}: {detail}; {REMEDY}")]
+    Damaged { file: PathBuf, detail: String },
     /// A read or write failed after opening.
     #[error("store I/O: {0}")]
     Io(#[from] sled::Error),
@@ -76,6 +131,9 @@ pub enum StoreError {
     /// The window log could not be read, appended to or rewritten.
     #[error("window log {path}: {source}")]
     WindowLog { path: PathBuf, source: std::io::Error },
+    /// sled was closed after a write failure and has not reopened yet (see `health`).
+    #[error("the database is closed after a write failure and reopens once the disk takes writes")]
+    Reopening,
     /// Windows still live in sled (a schema-2 store): only a full save may start the log.
     #[error("windows are still in sled; the first save after an upgrade must be a full one")]
     FullSaveRequired,
@@ -84,10 +142,15 @@ pub enum StoreError {
 /// Handle to the open store; cheap to clone (sled's `Db` is reference counted).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    /// Replaced by `health` when sled must be reopened after a write failure; `None` only
+    /// between closing the failed database and opening it again.
+    db: Arc<RwLock<Option<sled::Db>>>,
+    dir: PathBuf,
+    health: Arc<health::Health>,
     /// Append-only record of deliveries not yet known to be flushed in sled (see `outbox`).
     sent_journal: outbox::SentJournal,
     windows: Arc<Mutex<WindowLog>>,
+    id: StoreId,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -98,7 +161,25 @@ struct WindowHeaderRecord {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, Mode::Run)
+    }
+
+    fn open_as(path: &Path, mode: Mode) -> Result<Store, StoreError> {
+        let sled_file = path.join(SLED_FILE);
+        let had_sled = sled_file.exists();
+        let log_path = path.join(windowlog::FILE_NAME);
+        let head = windowlog::peek(&log_path)?;
+        if !had_sled && (head.is_some() || mode == Mode::Check) {
+            let detail = if head.is_some() {
+                "the sled database is missing while windows.log beside it holds state: overrides, the audit \
+                 log, alert and freeze state and the notification outbox would start empty"
+            } else {
+                "no sled database here"
+            };
+            return Err(StoreError::Damaged { file: sled_file, detail: detail.into() });
+        }
         let db = sled::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        let is_new = db.is_empty();
         match db.get(SCHEMA_KEY)? {
             Some(raw) => {
                 let found = std::str::from_utf8(&raw).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| {
@@ -107,28 +188,200 @@ impl Store {
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::Newer { path: path.to_path_buf(), found });
                 }
-                if found < SCHEMA_VERSION {
+                if found < SCHEMA_VERSION && mode == Mode::Run {
                     migrate_windows_from_schema_1(&db)?;
                     db.insert(SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())?;
                     db.flush()?;
                 }
             }
-            None if db.is_empty() => {
+            None if is_new && mode == Mode::Run => {
                 db.insert(SCHEMA_KEY, SCHEMA_VERSION.to_string().as_bytes())?;
                 db.flush()?;
             }
             None => {
                 return Err(StoreError::Foreign {
                     path: path.to_path_buf(),
-                    detail: "data without a schema marker".into(),
+                    detail: if is_new { "an empty database".into() } else { "data without a schema marker".into() },
                 });
             }
         }
+        let stored_id = match db.get(STORE_ID_KEY)? {
+            Some(raw) => Some(StoreId::try_from(raw.as_ref()).map_err(|_| StoreError::Damaged {
+                file: sled_file.clone(),
+                detail: "unreadable store id (meta/store_id)".into(),
+            })?),
+            None => None,
+        };
+        let id = match (stored_id, head) {
+            (Some(id), Some(Head::V2(log_id))) if log_id != id => {
+                return Err(StoreError::Damaged {
+                    file: log_path,
+                    detail: format!(
+                        "belongs to another store: its store id {} differs from the sled database's {}",
+                        hex(&log_id),
+                        hex(&id)
+                    ),
+                });
+            }
+            (None, Some(Head::V2(log_id))) => {
+                return Err(StoreError::Damaged {
+                    file: sled_file,
+                    detail: format!(
+                        "the sled database has no store id while windows.log has {}: the database was replaced",
+                        hex(&log_id)
+                    ),
+                });
+            }
+            (Some(id), _) => id,
+            // A store from before identity (or a new one): checked as it is, given an id to run.
+            (None, _) if mode == Mode::Check => StoreId::default(),
+            (None, _) => {
+                let id = new_store_id();
+                db.insert(STORE_ID_KEY, &id[..])?;
+                db.flush()?;
+                if !is_new {
+                    tracing::info!("store at {} has no identity yet; it is now {}", path.display(), hex(&id));
+                }
+                id
+            }
+        };
+        let windows_in_sled = db.scan_prefix(WINDOW_PREFIX).next().is_some();
+        if head.is_none() && !windows_in_sled {
+            // Transitions and events are committed only after the windows they were decided on
+            // were saved, so either one means a log was written.
+            let log_existed = db.contains_key(WINDOW_LOG_KEY)?
+                || db.scan_prefix(TRANSITION_PREFIX).next().is_some()
+                || db.scan_prefix(EVENT_PREFIX).next().is_some();
+            if log_existed {
+                return Err(StoreError::Damaged {
+                    file: log_path,
+                    detail: "missing, while the sled database beside it holds state saved with it: every \
+                             error budget would restart empty"
+                        .into(),
+                });
+            }
+        }
+        let mut log = WindowLog::new(path, id);
+        if mode == Mode::Run {
+            match head {
+                Some(Head::V1) => {
+                    let dropped = log.adopt()?;
+                    tracing::info!(
+                        "window log {} rewritten in format 2 with the store id (a torn last save of {dropped} bytes cut)",
+                        log_path.display()
+                    );
+                }
+                None if !windows_in_sled => log.create_empty()?,
+                _ => {}
+            }
+            if log.exists() && !db.contains_key(WINDOW_LOG_KEY)? {
+                db.insert(WINDOW_LOG_KEY, b"1".as_slice())?;
+                db.flush()?;
+            }
+        }
         let sent_journal = outbox::SentJournal::open(path)?;
-        let windows = Arc::new(Mutex::new(WindowLog::new(path)));
-        let store = Store { db, sent_journal, windows };
-        store.replay_sent_journal()?;
+        let windows = Arc::new(Mutex::new(log));
+        let store = Store {
+            db: Arc::new(RwLock::new(Some(db))),
+            dir: path.to_path_buf(),
+            health: Arc::default(),
+            sent_journal,
+            windows,
+            id,
+        };
+        if mode == Mode::Run {
+            store.replay_sent_journal()?;
+        }
         Ok(store)
+    }
+
+    /// The open database (a cheap handle).
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        self.db.read().expect("db lock").clone().ok_or(StoreError::Reopening)
+    }
+
+    /// Closes sled and opens it again: after a failed write sled fails everything with the
+    /// same error until reopened. What it held unflushed is gone, which is why the daemon
+    /// keeps uncommitted events and notifications in memory and commits them again. sled
+    /// releases its file lock once the last handle is gone, from a background thread, so the
+    /// open is retried for a while.
+    fn reopen_sled(&self) -> Result<(), StoreError> {
+        {
+            let mut slot = self.db.write().expect("db lock");
+            drop(slot.take());
+            let mut last = None;
+            for _ in 0..REOPEN_ATTEMPTS {
+                match sled::open(&self.dir) {
+                    Ok(db) => {
+                        self.health.inject()?;
+                        db.insert(PROBE_KEY, b"1".as_slice())?;
+                        db.flush()?;
+                        *slot = Some(db);
+                        last = None;
+                        break;
+                    }
+                    Err(e) => {
+                        last = Some(e);
+                        std::thread::sleep(REOPEN_PAUSE);
+                    }
+                }
+            }
+            if let Some(source) = last {
+                return Err(StoreError::Open { path: self.dir.clone(), source });
+            }
+        }
+        // Deliveries recorded while sled could not flush are in the journal.
+        self.replay_sent_journal()?;
+        Ok(())
+    }
+
+    /// This store's identity, as hex.
+    pub fn id(&self) -> String {
+        hex(&self.id)
+    }
+
+    /// Verifies the store at `path` without running on it: the identity of both halves, every
+    /// window log record, and every sled record sloguard reads at start-up. Writes nothing of
+    /// its own (sled may recover its own log on open, as any open does).
+    pub fn check(path: &Path) -> Result<CheckReport, StoreError> {
+        let store = Store::open_as(path, Mode::Check)?;
+        let mut report = CheckReport::default();
+        if store.id == StoreId::default() {
+            report.notes.push("the store has no identity yet; the next `sloguard run` gives it one".into());
+        } else {
+            report.id = Some(store.id());
+        }
+        let restored = if store.log().exists() {
+            let contents = store.log().read_with(1, false)?;
+            if contents.dropped > 0 {
+                report.notes.push(format!(
+                    "windows.log ends in a torn save of {} bytes (a crash mid-write); the next start cuts it off",
+                    contents.dropped
+                ));
+            }
+            Restored { windows: contents.windows, series: contents.series, transitions: Vec::new() }
+        } else {
+            report.notes.push("window counters are still in sled (schema 2); the first save moves them".into());
+            store.load_sled(&[])?
+        };
+        report.n_windows = restored.windows.len();
+        report.n_series = restored.series.len();
+        for item in store.db()?.scan_prefix(TRANSITION_PREFIX) {
+            let (key, value) = item?;
+            let _: Transition = decode_json(&String::from_utf8_lossy(&key), &value)?;
+            report.n_transitions += 1;
+        }
+        for item in store.db()?.scan_prefix(EVENT_PREFIX) {
+            let (key, value) = item?;
+            let _: Event = decode_json(&format!("event {}", String::from_utf8_lossy(&key).escape_debug()), &value)?;
+            report.n_events += 1;
+        }
+        report.n_overrides = store.overrides()?.len();
+        report.n_corrections = store.corrections()?.len();
+        store.gate_decisions()?;
+        store.audit_log(None, Millis::MIN, usize::MAX)?;
+        report.n_outbox = store.outbox_depth();
+        Ok(report)
     }
 
     /// Everything needed to resume: window counters, transitions and series last values.
@@ -141,7 +394,7 @@ impl Store {
     /// ids, sorted, where a store still keeping windows in sled cuts its parallel key ranges.
     pub fn load_split(&self, splits: &[String]) -> Result<Restored, StoreError> {
         let mut restored = if self.log().exists() { self.load_log(splits.len() + 1)? } else { self.load_sled(splits)? };
-        for item in self.db.scan_prefix(TRANSITION_PREFIX) {
+        for item in self.db()?.scan_prefix(TRANSITION_PREFIX) {
             let (key, value) = item?;
             restored.transitions.push(decode_json(&String::from_utf8_lossy(&key), &value)?);
         }
@@ -174,7 +427,7 @@ impl Store {
         for part in parts {
             restored.windows.extend(part?);
         }
-        for item in self.db.scan_prefix(SERIES_PREFIX) {
+        for item in self.db()?.scan_prefix(SERIES_PREFIX) {
             let (_, value) = item?;
             restored.series.push(decode_json("series", &value)?);
         }
@@ -184,7 +437,7 @@ impl Store {
     /// Window headers and pages with keys in `range`, which must start at an SLO's header.
     fn load_windows(&self, range: std::ops::Range<&Vec<u8>>) -> Result<Vec<WindowRecord>, StoreError> {
         let mut windows: Vec<WindowRecord> = Vec::new();
-        for item in self.db.range(range.start.as_slice()..range.end.as_slice()) {
+        for item in self.db()?.range(range.start.as_slice()..range.end.as_slice()) {
             let (key, value) = item?;
             let key_text = String::from_utf8_lossy(&key);
             let rest = &key_text[WINDOW_PREFIX.len()..];
@@ -219,13 +472,22 @@ impl Store {
         transitions: &[Transition],
         items: &[OutboxItem],
     ) -> Result<usize, StoreError> {
+        let res = self.commit_untracked(events, transitions, items).await;
+        self.track(Part::Sled, res)
+    }
+
+    async fn commit_untracked(
+        &self,
+        events: &[Event],
+        transitions: &[Transition],
+        items: &[OutboxItem],
+    ) -> Result<usize, StoreError> {
+        self.health.inject()?;
+        let db = self.db()?;
         let mut batch = sled::Batch::default();
         let n_new = self.stage_outbox(&mut batch, items)?;
         for event in events {
-            let mut key = EVENT_PREFIX.to_vec();
-            key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
-            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-            batch.insert(key, serde_json::to_vec(event).expect("events serialize"));
+            batch.insert(event_key(event), serde_json::to_vec(event).expect("events serialize"));
         }
         for transition in transitions {
             let key = match transition {
@@ -237,8 +499,8 @@ impl Store {
         if events.is_empty() && transitions.is_empty() && n_new == 0 {
             return Ok(0);
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        db.apply_batch(batch)?;
+        db.flush_async().await?;
         Ok(n_new)
     }
 
@@ -260,7 +522,7 @@ impl Store {
     }
 
     fn sled_holds_windows(&self) -> bool {
-        self.db.scan_prefix(WINDOW_PREFIX).next().is_some()
+        self.db().is_ok_and(|db| db.scan_prefix(WINDOW_PREFIX).next().is_some())
     }
 
     /// Saves changed window pages and series last values as one synced append to the window
@@ -269,18 +531,31 @@ impl Store {
         if !self.log().exists() && self.sled_holds_windows() {
             return Err(StoreError::FullSaveRequired);
         }
+        self.health.inject()?;
         let payload = windowlog::encode(windows, series);
         let log = self.windows.clone();
-        blocking(move || log.lock().expect("window log lock").append(&payload)).await
+        let res = blocking(move || log.lock().expect("window log lock").append(&payload)).await;
+        self.track(Part::WindowLog, res)
     }
 
     /// Replaces the window log with `windows` and `series`, which must be every SLO's every page
     /// and every series (see `Engine::mark_all_dirty`); then drops what sled kept of them.
     pub async fn save_full(&self, windows: &[WindowRecord], series: &[SeriesRecord]) -> Result<(), StoreError> {
+        self.health.inject()?;
         let payload = windowlog::encode(windows, series);
         let log = self.windows.clone();
-        blocking(move || log.lock().expect("window log lock").rewrite(&payload)).await?;
-        self.drop_sled_windows().await
+        let res = blocking(move || log.lock().expect("window log lock").rewrite(&payload)).await;
+        self.track(Part::WindowLog, res)?;
+        let res = async {
+            let db = self.db()?;
+            if !db.contains_key(WINDOW_LOG_KEY)? {
+                // The first log of an upgraded store (`drop_sled_windows` flushes this).
+                db.insert(WINDOW_LOG_KEY, b"1".as_slice())?;
+            }
+            self.drop_sled_windows().await
+        }
+        .await;
+        self.track(Part::Sled, res)
     }
 
     /// Removes schema-2 window and series records, in bounded batches, once the log has them.
@@ -289,17 +564,17 @@ impl Store {
             loop {
                 let mut batch = sled::Batch::default();
                 let mut n = 0;
-                for item in self.db.scan_prefix(prefix).keys().take(MIGRATION_BATCH) {
+                for item in self.db()?.scan_prefix(prefix).keys().take(MIGRATION_BATCH) {
                     batch.remove(item?);
                     n += 1;
                 }
                 if n == 0 {
                     break;
                 }
-                self.db.apply_batch(batch)?;
+                self.db()?.apply_batch(batch)?;
             }
         }
-        self.db.flush_async().await?;
+        self.db()?.flush_async().await?;
         Ok(())
     }
 
@@ -308,7 +583,7 @@ impl Store {
         let mut start = EVENT_PREFIX.to_vec();
         start.extend_from_slice(&(since.max(0) as u64).to_be_bytes());
         let mut out = Vec::new();
-        for item in self.db.range(start..) {
+        for item in self.db()?.range(start..) {
             let (key, value) = item?;
             if !key.starts_with(EVENT_PREFIX) || out.len() >= limit {
                 break;
@@ -327,18 +602,81 @@ impl Store {
         end.extend_from_slice(&(before.max(0) as u64).to_be_bytes());
         let mut batch = sled::Batch::default();
         let mut n_pruned = 0;
-        for item in self.db.range(EVENT_PREFIX.to_vec()..end) {
+        for item in self.db()?.range(EVENT_PREFIX.to_vec()..end) {
             batch.remove(item?.0);
             n_pruned += 1;
         }
-        self.db.apply_batch(batch)?;
+        self.db()?.apply_batch(batch)?;
         Ok(n_pruned)
     }
+}
+
+/// Prefix of the directories [`discard`] moves stores into; never moved themselves.
+pub const DISCARDED_PREFIX: &str = "discarded-";
+
+/// `sloguard run --reset-state`: moves everything in `dir` (sled's files, the window log, the
+/// delivery journal) into `dir/discarded-<UTC time>/`, so the next open starts a new store.
+/// Nothing is deleted: an operator can still inspect or restore what was moved. Returns that
+/// directory and the names moved (none if `dir` held no store).
+pub fn discard(dir: &Path, now: Millis) -> Result<(PathBuf, Vec<String>), StoreError> {
+    let io = |source: std::io::Error| StoreError::WindowLog { path: dir.to_path_buf(), source };
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(io)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(e)),
+    };
+    names.retain(|name| !name.starts_with(DISCARDED_PREFIX));
+    names.sort();
+    // 20261206T021500Z: sortable, and without the colons some tools choke on.
+    let stamp: String =
+        crate::clock::rfc3339(now - now.rem_euclid(1000)).chars().filter(|c| *c != '-' && *c != ':').collect();
+    let mut target = dir.join(format!("{DISCARDED_PREFIX}{stamp}"));
+    for n in 2.. {
+        if !target.exists() {
+            break;
+        }
+        target = dir.join(format!("{DISCARDED_PREFIX}{stamp}-{n}"));
+    }
+    if names.is_empty() {
+        return Ok((target, names));
+    }
+    std::fs::create_dir(&target).map_err(io)?;
+    for name in &names {
+        std::fs::rename(dir.join(name), target.join(name)).map_err(io)?;
+    }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok((target, names))
 }
 
 /// Runs file I/O off the async workers: a compaction writes and syncs ~100 MB at 10,000 SLOs.
 async fn blocking(work: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Result<(), StoreError> {
     tokio::task::spawn_blocking(work).await.expect("window log I/O panicked")
+}
+
+/// An event's key: its instant (so ranges read in time order), then the first 8 bytes of the
+/// SHA-256 of its content. The same event committed again (a retried commit whose first
+/// attempt reached sled but not the disk) lands on the same key instead of a second copy.
+fn event_key(event: &Event) -> Vec<u8> {
+    let mut key = EVENT_PREFIX.to_vec();
+    key.extend_from_slice(&(event.at.max(0) as u64).to_be_bytes());
+    let content = serde_json::to_vec(event).expect("events serialize");
+    key.extend_from_slice(&ring::digest::digest(&ring::digest::SHA256, &content).as_ref()[..8]);
+    key
+}
+
+/// 16 bytes from the system's secure random source (ring's, already in the tree for TLS).
+fn new_store_id() -> StoreId {
+    use ring::rand::SecureRandom;
+    let mut id = StoreId::default();
+    ring::rand::SystemRandom::new().fill(&mut id).expect("the system random source works");
+    id
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn corrupt(key: &str, detail: impl ToString) -> StoreError {

@@ -71,6 +71,8 @@ pub struct Daemon {
     http: reqwest::Client,
     /// Wall time from the last spawn to `/readyz` answering 200.
     pub ready_after: Duration,
+    /// Arguments after `run --config <file>` for the next start (e.g. `--reset-state`).
+    pub run_args: Vec<String>,
 }
 
 impl Daemon {
@@ -83,7 +85,8 @@ impl Daemon {
             .no_proxy()
             .build()
             .expect("build daemon test client");
-        let mut daemon = Daemon { dir, port: 0, child: None, n_starts: 0, http, ready_after: Duration::ZERO };
+        let mut daemon =
+            Daemon { dir, port: 0, child: None, n_starts: 0, http, ready_after: Duration::ZERO, run_args: Vec::new() };
         for (name, text) in specs {
             daemon.write_spec(name, text);
         }
@@ -136,6 +139,7 @@ impl Daemon {
             .arg("run")
             .arg("--config")
             .arg(self.config_path())
+            .args(&self.run_args)
             .env("SLOGUARD_LOG", "info")
             .env_remove("SLOGUARD_CONFIG")
             .stdin(Stdio::null())
@@ -213,7 +217,12 @@ impl Daemon {
         res.text().await.expect("metrics body")
     }
 
-    fn pid(&self) -> String {
+    /// The daemon's `data_dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn pid(&self) -> String {
         self.child.as_ref().expect("daemon running").id().to_string()
     }
 

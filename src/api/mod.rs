@@ -300,12 +300,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             policy::decide(&snapshot, s, &GateRequest { change: None, overrides, now }).decision
         })
         .collect();
-    let body = crate::metrics::render(&snapshot, &shared.stats, &decisions);
+    let mut body = crate::metrics::render(&snapshot, &shared.stats, &decisions);
+    body.push_str(&crate::metrics::render_store(&shared.store.health()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.is_ready() {
+    let store = shared.store.health();
+    if shared.is_ready() && !store.writable {
+        // Up, but what it decides now cannot be made durable: it is kept in memory and
+        // committed once the store recovers, which `sloguard_store_writable` shows.
+        let reason = store.reason.unwrap_or_else(|| "a store write failed".into());
+        problem(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: store not writable: {reason}"))
+    } else if shared.is_ready() {
         Json(json!({"status": "ready"})).into_response()
     } else {
         problem(StatusCode::SERVICE_UNAVAILABLE, "not ready: loading state or shutting down")

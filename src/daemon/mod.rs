@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::{Clock, MINUTE, Millis, duration_millis, rfc3339};
 use crate::config::DaemonConfig;
-use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, Serves, WindowRecord};
+use crate::engine::{Engine, EngineOptions, Event, SeriesRecord, Serves, Transition, WindowRecord};
 use crate::exposition;
 use crate::notify::{self, Deliverer, NotifyStats, OutboxItem, ReportDeps, Settings, Transports};
 use crate::policy::Decision;
@@ -222,6 +222,7 @@ pub async fn run(
         tx,
         pending_events: Vec::new(),
         pending_items: Vec::new(),
+        pending_transitions: Vec::new(),
         pending_windows: Vec::new(),
         pending_series: Vec::new(),
         groups_refused: BTreeMap::new(),
@@ -444,6 +445,9 @@ struct Core {
     pending_events: Vec<Event>,
     /// Notifications planned but not yet committed, retried with `pending_events`.
     pending_items: Vec<OutboxItem>,
+    /// Alert and freeze states not yet committed, retried with `pending_events` (later ones
+    /// after earlier ones, so the latest state of each wins in the batch).
+    pending_transitions: Vec<Transition>,
     /// Window pages and series values whose save failed; retried at the next flush.
     pending_windows: Vec<WindowRecord>,
     pending_series: Vec<SeriesRecord>,
@@ -586,19 +590,25 @@ impl Core {
             // resolve it and page the same incident again under a new key.
             self.save_windows().await;
         }
+        self.pending_transitions.extend(transitions);
         let stats = &self.shared.stats;
-        if !self.pending_events.is_empty() || !transitions.is_empty() || !self.pending_items.is_empty() {
-            match self.store.commit(&self.pending_events, &transitions, &self.pending_items).await {
+        let waiting =
+            !self.pending_events.is_empty() || !self.pending_transitions.is_empty() || !self.pending_items.is_empty();
+        // While the store cannot write, nothing is tried (it would fail the same way); `heal`
+        // probes and, once the disk takes writes, reopens what failed.
+        if waiting && self.store.heal().await {
+            match self.store.commit(&self.pending_events, &self.pending_transitions, &self.pending_items).await {
                 Ok(n_new) => {
                     self.pending_events.clear();
+                    self.pending_transitions.clear();
                     self.pending_items.clear();
                     if n_new > 0 {
                         self.wake.notify_one();
                     }
                 }
                 Err(e) => {
-                    // Transitions of this round are lost with the error, but the engine keeps the
-                    // state and the events wait in `pending_events`, so nothing is announced
+                    // Everything waits in `pending_*` (event keys are content hashes, so a
+                    // commit that half-happened is not doubled), and nothing is announced
                     // before it is durable.
                     stats.n_store_failures.fetch_add(1, Ordering::Relaxed);
                     error!("committing {} event(s) failed, will retry: {e}", self.pending_events.len());
@@ -639,7 +649,7 @@ impl Core {
     /// Saves state, and evaluates again if events are still waiting to be committed.
     async fn flush_all(&mut self) {
         self.save_windows().await;
-        if !self.pending_events.is_empty() {
+        if !self.pending_events.is_empty() || !self.pending_transitions.is_empty() {
             self.evaluate().await;
         }
     }
@@ -647,6 +657,10 @@ impl Core {
     /// Saves changed window pages and series last values; failed saves are retried next time.
     /// When the store asks for it (its log outgrew the live state), saves everything instead.
     async fn save_windows(&mut self) {
+        if !self.store.heal().await {
+            // Exported pages would only wait in `pending_windows`; the engine keeps them dirty.
+            return;
+        }
         let full = self.store.wants_full_save();
         if full {
             self.engine.mark_all_dirty();

@@ -19,7 +19,7 @@ use std::convert::Infallible;
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionError;
 
-use super::{Store, StoreError, decode_json};
+use super::{Part, Store, StoreError, decode_json};
 use crate::clock::Millis;
 use crate::policy::{Decision, Override};
 
@@ -110,7 +110,7 @@ impl Store {
     /// A fresh id such as `ovr-1f`: sled's id generator is persistent and monotonic, so ids are
     /// never reused, even across restarts.
     pub fn new_id(&self, prefix: &str) -> Result<String, StoreError> {
-        Ok(format!("{prefix}-{:x}", self.db.generate_id()?))
+        Ok(format!("{prefix}-{:x}", self.db()?.generate_id()?))
     }
 
     /// Stores a new override with its audit entry and flushes.
@@ -118,8 +118,8 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.insert(format!("{OVERRIDE_PREFIX}{}", created.id).as_bytes(), encode(created));
         batch.insert(self.audit_key(entry.at)?, encode(entry));
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(Part::Sled, self.db()?.flush_async().await.map_err(StoreError::from))?;
         Ok(())
     }
 
@@ -139,8 +139,8 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.insert(format!("{CORRECTION_PREFIX}{}", correction.id).as_bytes(), encode(correction));
         batch.insert(self.audit_key(entry.at)?, encode(entry));
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(Part::Sled, self.db()?.flush_async().await.map_err(StoreError::from))?;
         Ok(())
     }
 
@@ -160,7 +160,7 @@ impl Store {
     /// within half a second, and callers that must not lose the entry with a crash (mutations)
     /// write it through the batched methods above instead.
     pub fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        self.db.insert(self.audit_key(entry.at)?, encode(&entry))?;
+        self.db()?.insert(self.audit_key(entry.at)?, encode(&entry))?;
         Ok(())
     }
 
@@ -170,7 +170,7 @@ impl Store {
         let mut start = AUDIT_PREFIX.to_vec();
         start.extend_from_slice(&(since.max(0) as u64).to_be_bytes());
         let mut out = Vec::new();
-        for item in self.db.range(start..) {
+        for item in self.db()?.range(start..) {
             let (key, value) = item?;
             if !key.starts_with(AUDIT_PREFIX) || out.len() >= limit {
                 break;
@@ -189,18 +189,18 @@ impl Store {
         end.extend_from_slice(&(before.max(0) as u64).to_be_bytes());
         let mut batch = sled::Batch::default();
         let mut n_pruned = 0;
-        for item in self.db.range(AUDIT_PREFIX.to_vec()..end) {
+        for item in self.db()?.range(AUDIT_PREFIX.to_vec()..end) {
             batch.remove(item?.0);
             n_pruned += 1;
         }
-        self.db.apply_batch(batch)?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
         Ok(n_pruned)
     }
 
     /// The gate decision last recorded per service.
     pub fn gate_decisions(&self) -> Result<HashMap<String, Decision>, StoreError> {
         let mut out = HashMap::new();
-        for item in self.db.scan_prefix(GATE_PREFIX) {
+        for item in self.db()?.scan_prefix(GATE_PREFIX) {
             let (key, value) = item?;
             let key = String::from_utf8_lossy(&key).into_owned();
             let decision = decode_json(&key, &value)?;
@@ -215,15 +215,15 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.insert(format!("{GATE_PREFIX}{}", entry.service).as_bytes(), encode(&decision));
         batch.insert(self.audit_key(entry.at)?, encode(entry));
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(Part::Sled, self.db()?.flush_async().await.map_err(StoreError::from))?;
         Ok(())
     }
 
     fn audit_key(&self, at: Millis) -> Result<Vec<u8>, StoreError> {
         let mut key = AUDIT_PREFIX.to_vec();
         key.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
-        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        key.extend_from_slice(&self.db()?.generate_id()?.to_be_bytes());
         Ok(key)
     }
 
@@ -231,7 +231,7 @@ impl Store {
         let audit_key = self.audit_key(entry.at)?;
         let audit_value = encode(entry);
         let existed = self
-            .db
+            .db()?
             .transaction(|tx| {
                 let existed = tx.remove(key.as_bytes())?.is_some();
                 if existed {
@@ -243,13 +243,13 @@ impl Store {
                 TransactionError::Storage(e) => StoreError::Io(e),
                 TransactionError::Abort(never) => match never {},
             })?;
-        self.db.flush_async().await?;
+        self.track(Part::Sled, self.db()?.flush_async().await.map_err(StoreError::from))?;
         Ok(existed)
     }
 
     fn scan_json<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(prefix) {
+        for item in self.db()?.scan_prefix(prefix) {
             let (key, value) = item?;
             out.push(decode_json(&String::from_utf8_lossy(&key), &value)?);
         }

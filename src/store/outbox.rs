@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Millis;
 use crate::notify::{OutboxItem, Receipt};
 
-use super::{Store, StoreError, decode_json};
+use super::{Part, Store, StoreError, decode_json};
 
 const OUTBOX_PREFIX: &str = "v1/outbox/";
 const SENT_PREFIX: &str = "v1/sent/";
@@ -41,6 +41,10 @@ const SENT_JOURNAL_FILE: &str = "sent.journal";
 /// Past this size the journal is emptied after a delivery; by then every entry in it is in
 /// flushed sled markers. Thousands of deliveries, so this happens rarely.
 const SENT_JOURNAL_MAX_BYTES: u64 = 1 << 20;
+
+/// How soon delivery looks again while the store cannot write (see `due_outbox`): the core
+/// heals the store within an evaluation interval of the disk taking writes again.
+const UNWRITABLE_RECHECK_MS: Millis = 1_000;
 
 /// What `v1/sent/<key>` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,8 +144,8 @@ impl Store {
         for item in items {
             // Outbox first, then sent: see the module doc for why the order matters.
             if staged.contains(&item.key)
-                || self.db.contains_key(outbox_key(&item.key))?
-                || self.db.contains_key(sent_key(&item.key))?
+                || self.db()?.contains_key(outbox_key(&item.key))?
+                || self.db()?.contains_key(sent_key(&item.key))?
             {
                 continue;
             }
@@ -156,7 +160,7 @@ impl Store {
     /// thousand in a long outage, which still scans in milliseconds.
     pub fn due_outbox(&self, now: Millis, limit: usize) -> Result<OutboxScan, StoreError> {
         let mut scan = OutboxScan::default();
-        for entry in self.db.scan_prefix(OUTBOX_PREFIX) {
+        for entry in self.db()?.scan_prefix(OUTBOX_PREFIX) {
             let (key, value) = entry?;
             scan.depth += 1;
             let key = String::from_utf8_lossy(&key).into_owned();
@@ -177,13 +181,20 @@ impl Store {
             scan.due.truncate(limit);
             scan.next_at = Some(now);
         }
+        if !self.health.writable() {
+            // While the store cannot write, a delivery could not be recorded as sent, and an
+            // item may be one whose commit sled took but never made durable: hold them all.
+            scan.due.clear();
+            scan.next_at = Some(now + UNWRITABLE_RECHECK_MS);
+        }
         Ok(scan)
     }
 
     /// Saves an item's new attempt state. Not flushed: losing it to a crash only makes the
     /// next attempt come sooner.
     pub fn reschedule(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        self.db.insert(outbox_key(&item.key).as_bytes(), serde_json::to_vec(item).expect("outbox items serialize"))?;
+        self.db()?
+            .insert(outbox_key(&item.key).as_bytes(), serde_json::to_vec(item).expect("outbox items serialize"))?;
         Ok(())
     }
 
@@ -193,7 +204,7 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.insert(outbox_key(&item.key).as_bytes(), serde_json::to_vec(item).expect("outbox items serialize"));
         let n_new = self.stage_outbox(&mut batch, copies)?;
-        self.db.apply_batch(batch)?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
         Ok(n_new)
     }
 
@@ -206,8 +217,8 @@ impl Store {
         let mut batch = sled::Batch::default();
         batch.remove(outbox_key(key).as_bytes());
         batch.insert(sent_key(key).as_bytes(), serde_json::to_vec(record).expect("sent records serialize"));
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(Part::Sled, self.db()?.flush_async().await.map_err(StoreError::from))?;
         if self.sent_journal.len() > SENT_JOURNAL_MAX_BYTES {
             self.sent_journal.clear()?;
         }
@@ -228,8 +239,8 @@ impl Store {
                 serde_json::to_vec(&entry.record).expect("sent records serialize"),
             );
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
+        self.track(Part::Sled, self.db()?.flush().map_err(StoreError::from))?;
         self.sent_journal.clear()?;
         Ok(entries.len())
     }
@@ -237,16 +248,16 @@ impl Store {
     /// The sent marker of `key`, if it was delivered within the retention.
     pub fn sent(&self, key: &str) -> Result<Option<SentRecord>, StoreError> {
         let name = sent_key(key);
-        self.db.get(&name)?.map(|value| decode_json(&name, &value)).transpose()
+        self.db()?.get(&name)?.map(|value| decode_json(&name, &value)).transpose()
     }
 
     /// Whether `key` is still waiting in the outbox.
     pub fn is_queued(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.db.contains_key(outbox_key(key))?)
+        Ok(self.db()?.contains_key(outbox_key(key))?)
     }
 
     pub fn outbox_depth(&self) -> usize {
-        self.db.scan_prefix(OUTBOX_PREFIX).count()
+        self.db().map_or(0, |db| db.scan_prefix(OUTBOX_PREFIX).count())
     }
 
     /// Deletes sent markers older than `before`; returns how many. Past the retention a key
@@ -255,7 +266,7 @@ impl Store {
     pub fn prune_sent(&self, before: Millis) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut n_pruned = 0;
-        for entry in self.db.scan_prefix(SENT_PREFIX) {
+        for entry in self.db()?.scan_prefix(SENT_PREFIX) {
             let (key, value) = entry?;
             let record: SentRecord = decode_json(&String::from_utf8_lossy(&key), &value)?;
             if record.at < before {
@@ -263,7 +274,7 @@ impl Store {
                 n_pruned += 1;
             }
         }
-        self.db.apply_batch(batch)?;
+        self.track(Part::Sled, self.db()?.apply_batch(batch).map_err(StoreError::from))?;
         Ok(n_pruned)
     }
 }
