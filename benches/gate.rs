@@ -10,7 +10,6 @@
 //! test.
 
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,8 +134,10 @@ fn main() {
         shared.publish(snapshot);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/v1/gate/svc42?change=hotfix", listener.local_addr().expect("addr"));
-        let app = sloguard::api::router(shared).into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The daemon's own server, with its default connection bounds.
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let limits = sloguard::config::ApiLimits::default();
+        tokio::spawn(sloguard::api::serve(listener, shared, limits, stopped));
         let client = reqwest::Client::new();
         let mut samples = Vec::with_capacity(n_calls);
         for _ in 0..n_calls {

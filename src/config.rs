@@ -13,7 +13,13 @@
 //! shutdown_grace: 10s
 //! public_url: https://sloguard.internal.example   # default http://<listen>, or http://<hostname>:<port>
 //!                                                 # when listening on 0.0.0.0 or [::]
-//! api: { token_env: SLOGUARD_API_TOKEN }          # or token_file
+//! api:                             # every key optional
+//!   token_env: SLOGUARD_API_TOKEN  # or token_file; without one, mutations answer 401
+//!   header_timeout: 10s            # the API's connection bounds (see `api::server`)
+//!   body_timeout: 10s
+//!   idle_timeout: 90s
+//!   max_connections: 512
+//!   max_body_size: 64KiB
 //! notifiers:                       # the transports that routes (`slack:#x`, ...) go through
 //!   slack: { token_env: SLACK_BOT_TOKEN }
 //!   email: { url: "smtp://mail.example.com:587", from: sloguard@example.com }
@@ -105,12 +111,66 @@ pub struct DaemonConfig {
     pub reports: Vec<Report>,
 }
 
-/// `api:` — who may change things through the API (overrides, corrections).
+/// `api:` — who may change things through the API (overrides, corrections), and how long and
+/// how many connections it holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApiConfig {
     /// Bearer token for mutating endpoints, from `token_env` or `token_file`. Without one, those
     /// endpoints answer 401 to everyone (read endpoints stay open).
     pub token: Option<Secret>,
+    pub limits: ApiLimits,
+}
+
+/// What one client may hold of the API: anyone who can reach the port can open connections, so
+/// each is bounded in time and size, and their number is capped (see `api::server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// From a connection's first byte of a request head (or its accept, for the first request)
+    /// to the whole head.
+    pub header_timeout: Duration,
+    /// From a request's head to the end of its body.
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request under way is closed after this long.
+    pub idle_timeout: Duration,
+    /// Open connections; at the cap the longest-idle one is closed to admit the new one.
+    pub max_connections: usize,
+    /// Largest request body of any route (routes may accept less).
+    pub max_body_bytes: usize,
+}
+
+/// A request head is a few hundred bytes sent at once; ten seconds covers a congested link and
+/// is nginx's client_header_timeout order of magnitude, while a slowloris client holding heads
+/// open for minutes is closed.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest body the API accepts (64 KiB) arrives within ten seconds at 6.5 KB/s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than the 60 s keep-alive most HTTP clients (Go's net/http: 90 s) keep an idle
+/// connection, so a poller reuses its connection rather than racing our close.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Deploy tooling, Prometheus and a few people need tens of connections; 512 leaves room for a
+/// fleet of pipelines while keeping the daemon's fds (and memory, ~100 KiB a connection at
+/// most) bounded under systemd's TasksMax and LimitNOFILE.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Every JSON body the API takes (an override, a correction, Flagger's payload) is under 8 KiB;
+/// 64 KiB leaves room and still bounds a connection's buffered body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 10;
+/// Upper bound of every API timeout: a bound longer than an hour bounds nothing.
+const MAX_API_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upper bound of `api.max_connections`: beyond it the fds alone exceed the unit's LimitNOFILE.
+const MAX_API_CONNECTIONS: u64 = 65_536;
+/// Upper bound of `api.max_body_size`: no endpoint takes more than a few KiB.
+const MAX_API_BODY_BYTES: u64 = 16 << 20;
+
+impl Default for ApiLimits {
+    fn default() -> ApiLimits {
+        ApiLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
 }
 
 /// `notifiers:` — the transports routes refer to.
@@ -279,7 +339,7 @@ fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<(Da
         None => Some(None),
     };
     let api = match api {
-        Some(api) => api_config(check, api).map(|token| ApiConfig { token: Some(token) }),
+        Some(api) => api_config(check, api),
         None => Some(ApiConfig::default()),
     };
     let notifiers = notify::notifiers(check, notifiers.as_ref());
@@ -305,12 +365,53 @@ fn check_config(check: &mut Checker<'_>, raw: &Spanned<RawConfig>) -> Option<(Da
     Some((config, service_refs))
 }
 
-/// `api:` holds the token, required once the section is there: an `api:` without one would
-/// leave the mutating endpoints closed, which is what omitting `api:` already says.
-fn api_config(check: &mut Checker<'_>, raw: &Spanned<RawApi>) -> Option<Secret> {
-    let RawApi { token_env, token_file } = &raw.value;
+/// `api:`: the token (optional: without one the mutating endpoints answer 401) and the
+/// connection limits, each with its default when absent.
+fn api_config(check: &mut Checker<'_>, raw: &Spanned<RawApi>) -> Option<ApiConfig> {
+    let RawApi { token_env, token_file, header_timeout, body_timeout, idle_timeout, max_connections, max_body_size } =
+        &raw.value;
     // Compared with the `Authorization: Bearer` header of requests, so it must fit in one.
-    check.required_secret(token_env, token_file, &raw.referenced, "api", "token", SecretUse::Bearer)
+    let token = check.optional_secret(token_env, token_file, "api", "token", SecretUse::Bearer);
+    let mut timeout = |text: &Option<Spanned<String>>, default: Duration, key: &str| {
+        let field = format!("api.{key}");
+        let duration = check.duration_or(text, default, &field)?;
+        match text {
+            Some(text) if duration.is_zero() || duration > MAX_API_TIMEOUT => check.error(
+                &text.referenced,
+                &field,
+                format!("must be more than 0 and at most {}", humantime::format_duration(MAX_API_TIMEOUT)),
+            ),
+            _ => Some(duration),
+        }
+    };
+    let header_timeout = timeout(header_timeout, DEFAULT_HEADER_TIMEOUT, "header_timeout");
+    let body_timeout = timeout(body_timeout, DEFAULT_BODY_TIMEOUT, "body_timeout");
+    let idle_timeout = timeout(idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout");
+    let max_connections = match max_connections {
+        None => Some(DEFAULT_MAX_CONNECTIONS),
+        Some(n) if (1..=MAX_API_CONNECTIONS).contains(&n.value) => Some(n.value as usize),
+        Some(n) => {
+            check.error(&n.referenced, "api.max_connections", format!("must be between 1 and {MAX_API_CONNECTIONS}"))
+        }
+    };
+    let max_body_bytes = match max_body_size {
+        None => Some(DEFAULT_MAX_BODY_BYTES),
+        Some(text) => match crate::spec::parse_byte_size(&text.value) {
+            Ok(bytes) if bytes <= MAX_API_BODY_BYTES => Some(bytes as usize),
+            Ok(_) => check.error(&text.referenced, "api.max_body_size", "must be at most 16MiB"),
+            Err(e) => check.error(&text.referenced, "api.max_body_size", e.to_string()),
+        },
+    };
+    Some(ApiConfig {
+        token: token?,
+        limits: ApiLimits {
+            header_timeout: header_timeout?,
+            body_timeout: body_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
+            max_body_bytes: max_body_bytes?,
+        },
+    })
 }
 
 /// An IP address and port. Host names are refused rather than resolved: what `localhost` means

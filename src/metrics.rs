@@ -192,6 +192,17 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
     for (route, histogram) in stats.requests.per_route() {
         out.histogram(name, &[("route", route)], &histogram);
     }
+    out.family("sloguard_http_connections", "gauge", "Open API connections (capped by api.max_connections).");
+    out.sample("sloguard_http_connections", &[], stats.connections.open() as f64);
+    let name = "sloguard_http_connections_closed_total";
+    out.family(
+        name,
+        "counter",
+        "API connections closed, per reason (client, header_timeout, body_timeout, idle, evicted, ...).",
+    );
+    for (reason, n_closed) in stats.connections.closed() {
+        out.sample(name, &[("reason", reason)], n_closed as f64);
+    }
     out.text
 }
 

@@ -104,6 +104,31 @@ impl Caller {
 
 /// Checks the bearer token and reads the caller, or answers 401 / 400.
 fn authorize(shared: &Shared, headers: &HeaderMap, remote: SocketAddr) -> Result<Caller, Refusal> {
+    check_bearer(shared, headers)?;
+    let actor = match headers.get(ACTOR_HEADER) {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.len() <= MAX_ACTOR_LEN && !t.chars().any(char::is_control));
+            match text {
+                Some(text) => Some(text.to_string()),
+                None => {
+                    return Err(Refusal::bad_request(format!(
+                        "{ACTOR_HEADER} must be 1 to {MAX_ACTOR_LEN} printable characters"
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Caller { actor, remote: remote.to_string() })
+}
+
+/// Checks the bearer token, or answers 401. `api::bounds` calls it before reading a mutation's
+/// body; the handler calls it again through [`authorize`].
+pub(super) fn check_bearer(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
     if !shared.governance.token_configured() {
         return Err(unauthorized(
             "mutations are disabled: no API token is configured (set api.token_env or api.token_file in sloguard.yaml)",
@@ -124,25 +149,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap, remote: SocketAddr) -> Result
         TokenCheck::Invalid => return Err(unauthorized("invalid bearer token", Some("invalid_token"))),
         TokenCheck::Disabled => return Err(unauthorized("mutations are disabled: no API token is configured", None)),
     }
-    let actor = match headers.get(ACTOR_HEADER) {
-        None => None,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && t.len() <= MAX_ACTOR_LEN && !t.chars().any(char::is_control));
-            match text {
-                Some(text) => Some(text.to_string()),
-                None => {
-                    return Err(Refusal::bad_request(format!(
-                        "{ACTOR_HEADER} must be 1 to {MAX_ACTOR_LEN} printable characters"
-                    )));
-                }
-            }
-        }
-    };
-    Ok(Caller { actor, remote: remote.to_string() })
+    Ok(())
 }
 
 fn unauthorized(reason: &str, error: Option<&str>) -> Refusal {

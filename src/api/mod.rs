@@ -11,8 +11,10 @@
 //! A string from a client (a path segment, a header, a body field) reaches a log line only
 //! through [`LogSafe`]: escaped and cut short, since anyone who can reach the port can send one.
 
+mod bounds;
 mod gate;
 mod governance;
+mod server;
 #[cfg(test)]
 mod tests;
 mod timing;
@@ -30,10 +32,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::clock::{Millis, duration_millis, parse_rfc3339};
+use crate::config::ApiLimits;
 use crate::daemon::Shared;
 use crate::duration::parse_duration;
 use crate::policy::{self, GateRequest};
 use crate::status::Snapshot;
+pub use server::{CloseReason, ConnectionStats};
 pub use timing::RequestStats;
 
 /// Events returned when the caller gives no `limit`.
@@ -64,29 +68,53 @@ const ROUTES: [&str; 13] = [
     "/readyz",
 ];
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    let handlers: [MethodRouter<Arc<Shared>>; ROUTES.len()] = [
-        get(services),
-        get(service),
-        get(gate::gate),
-        post(gate::flagger),
-        get(governance::list_overrides).post(governance::create_override),
-        delete(governance::delete_override),
-        get(governance::list_corrections).post(governance::create_correction),
-        delete(governance::delete_correction),
-        get(governance::audit),
-        get(events),
-        get(metrics),
-        get(|| async { Json(json!({"status": "ok"})) }),
-        get(readyz),
+/// Serves the API on `listener` under `limits` until `stop` turns true (see `server`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    limits: ApiLimits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let stats = shared.stats.connections.clone();
+    server::serve(listener, router(shared, &limits), limits, stats, stop).await
+}
+
+pub fn router(shared: Arc<Shared>, limits: &ApiLimits) -> Router {
+    use bounds::BodyRule::{Mutation, None as NoBody, Open};
+    let handlers: [(MethodRouter<Arc<Shared>>, bounds::BodyRule); ROUTES.len()] = [
+        (get(services), NoBody),
+        (get(service), NoBody),
+        (get(gate::gate), NoBody),
+        (post(gate::flagger), Open(bounds::MAX_FLAGGER_BODY)),
+        (get(governance::list_overrides).post(governance::create_override), Mutation(bounds::MAX_MUTATION_BODY)),
+        (delete(governance::delete_override), Mutation(0)),
+        (get(governance::list_corrections).post(governance::create_correction), Mutation(bounds::MAX_MUTATION_BODY)),
+        (delete(governance::delete_correction), Mutation(0)),
+        (get(governance::audit), NoBody),
+        (get(events), NoBody),
+        (get(metrics), NoBody),
+        (get(|| async { Json(json!({"status": "ok"})) }), NoBody),
+        (get(readyz), NoBody),
     ];
     let timed =
         |route| middleware::from_fn_with_state(timing::Timed { shared: shared.clone(), route }, timing::time_request);
+    // Outside the timing: a slow client's body is its time, not the route's.
+    let bounded = |rule| {
+        let state = bounds::Bounded {
+            shared: shared.clone(),
+            rule,
+            body_timeout: limits.body_timeout,
+            max_body_bytes: limits.max_body_bytes,
+        };
+        middleware::from_fn_with_state(state, bounds::bound_request)
+    };
     ROUTES
         .into_iter()
         .zip(handlers)
         .enumerate()
-        .fold(Router::new(), |router, (route, (path, handler))| router.route(path, handler.layer(timed(route))))
+        .fold(Router::new(), |router, (route, (path, (handler, rule)))| {
+            router.route(path, handler.layer(timed(route)).layer(bounded(rule)))
+        })
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async { problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here") })
         .with_state(shared)

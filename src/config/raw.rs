@@ -34,6 +34,11 @@ pub(super) struct RawConfig {
 pub(super) struct RawApi {
     pub token_env: Option<Spanned<String>>,
     pub token_file: Option<Spanned<String>>,
+    pub header_timeout: Option<Spanned<String>>,
+    pub body_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub max_body_size: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

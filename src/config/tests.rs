@@ -298,7 +298,7 @@ fn example_full_config_loads_with_its_secrets() {
         event_retention: DEFAULT_EVENT_RETENTION,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         public_url: "https://sloguard.internal.example".into(),
-        api: ApiConfig { token: secret("api-t0ken") },
+        api: ApiConfig { token: secret("api-t0ken"), limits: ApiLimits::default() },
         notifiers: Notifiers {
             slack: Some(SlackNotifier { token: Secret::new("xoxb-1".into()), api_url: DEFAULT_SLACK_API_URL.into() }),
             email: Some(EmailNotifier {
@@ -377,8 +377,44 @@ fn bad_public_url() {
 }
 
 #[test]
+fn api_limits_default_and_validate() {
+    let config = parse(Path::new("c.yaml"), &format!("{VALID}api: {{}}\n")).expect("valid");
+    assert_eq!(config.api, ApiConfig::default());
+    let yaml = format!(
+        "{VALID}api:\n  header_timeout: 300ms\n  body_timeout: 2s\n  idle_timeout: 5m\n  max_connections: 8\n  \
+         max_body_size: 1KiB\n"
+    );
+    let config = parse(Path::new("c.yaml"), &yaml).expect("valid");
+    let expected = ApiLimits {
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(300),
+        max_connections: 8,
+        max_body_bytes: 1024,
+    };
+    assert_eq!(config.api, ApiConfig { token: None, limits: expected });
+    let yaml = format!(
+        "{VALID}api:\n  header_timeout: 0s\n  body_timeout: 2h\n  idle_timeout: soon\n  max_connections: 0\n  \
+         max_body_size: 1GiB\n"
+    );
+    assert_eq!(
+        errors_of(&yaml),
+        [
+            "5:19: api.header_timeout: invalid duration \"0s\": must be greater than zero",
+            "6:17: api.body_timeout: must be more than 0 and at most 1h",
+            "7:17: api.idle_timeout: invalid duration \"soon\": expected a whole number at \"soon\"",
+            "8:20: api.max_connections: must be between 1 and 65536",
+            "9:18: api.max_body_size: must be at most 16MiB",
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{VALID}api: {{ max_body_size: 64k }}\n")),
+        ["4:23: api.max_body_size: invalid size \"64k\": unknown unit \"k\" (units: B KiB MiB GiB)"]
+    );
+}
+
+#[test]
 fn bad_api_token() {
-    assert_eq!(notification_errors("api: {}\n"), ["4:6: api: missing `token_env` or `token_file` (one of them)"]);
     assert_eq!(
         notification_errors("api: { token_env: NOT_SET }\n"),
         ["4:19: api.token_env: environment variable NOT_SET is not set"]

@@ -105,6 +105,8 @@ pub struct Stats {
     pub notify: Arc<NotifyStats>,
     /// Written by the API.
     pub requests: crate::api::RequestStats,
+    /// Written by the API's connection tasks.
+    pub connections: Arc<crate::api::ConnectionStats>,
 }
 
 impl Shared {
@@ -192,7 +194,7 @@ pub async fn run(
     let governance = Governance::new(config.api.token.as_ref(), overrides, corrections, commands_tx);
     let shared = Arc::new(Shared::new(store.clone(), clock.clone(), governance));
     let (stop_api, api_stopped) = watch::channel(false);
-    let api = spawn_api(listener, shared.clone(), api_stopped);
+    let api = spawn_api(listener, shared.clone(), config.api.limits, api_stopped);
     info!("listening on http://{local}");
 
     let (tx, rx) = mpsc::channel(INGEST_QUEUE);
@@ -282,17 +284,10 @@ fn engine_options() -> EngineOptions {
 fn spawn_api(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    limits: crate::config::ApiLimits,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
-    let app = crate::api::router(shared);
-    tokio::spawn(async move {
-        // Connection info gives the audit log the client's address.
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await
-    })
+    tokio::spawn(crate::api::serve(listener, shared, limits, stop))
 }
 
 /// Fills the SLO windows of Prometheus-backed services from `query_range`, so a fresh start (or
@@ -739,6 +734,9 @@ impl Core {
         if config.listen != self.config.listen || config.data_dir != self.config.data_dir {
             warn!("listen and data_dir changes take effect after a restart");
         }
+        if config.api.limits != self.config.api.limits {
+            warn!("api connection limits (timeouts, max_connections, max_body_size) take effect after a restart");
+        }
         // Persist first, so counters the new engine drops are at least on disk until pruned.
         self.flush_all().await;
         let old = std::mem::replace(&mut self.engine, Engine::new(&[], engine_options()));
@@ -755,6 +753,9 @@ impl Core {
         self.tasks = sources::spawn_all(&plans, self.generation, self.clock.clone(), self.tx.clone());
         self.plans = plans;
         let reports_changed = config.reports != self.config.reports || config.public_url != self.config.public_url;
+        let mut config = config;
+        // What runs, not what the file says: these need a restart.
+        config.api.limits = self.config.api.limits;
         self.config = DaemonConfig { listen: self.config.listen, data_dir: self.config.data_dir.clone(), ..config };
         self.specs = specs;
         self.notify_settings.send_if_modified(|settings| {

@@ -14,6 +14,7 @@ mod raw;
 mod route;
 pub(crate) mod secret;
 mod source;
+pub(crate) use source::parse_byte_size;
 #[cfg(test)]
 mod tests;
 

@@ -57,7 +57,7 @@ const SECRETS_HINT: &str = "use headers_env, bearer_token_env or bearer_token_fi
 
 /// Why a `max_body_size` was rejected. Every variant names the text so the error reads alone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum ByteSizeError {
+pub(crate) enum ByteSizeError {
     #[error("invalid size {0:?}: missing unit after the number (units: B KiB MiB GiB)")]
     MissingUnit(String),
     #[error("invalid size {0:?}: expected a whole number followed by a unit, e.g. 16MiB")]
@@ -71,7 +71,7 @@ enum ByteSizeError {
 }
 
 /// Parses `<whole number><unit>` with a unit from `B KiB MiB GiB`, no space, total > 0.
-fn parse_byte_size(text: &str) -> Result<u64, ByteSizeError> {
+pub(crate) fn parse_byte_size(text: &str) -> Result<u64, ByteSizeError> {
     let n_digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (digits, unit) = text.split_at(n_digits);
     if digits.is_empty() {
