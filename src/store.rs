@@ -511,7 +511,7 @@ impl Store {
         for id in ids {
             batch.remove(format!("{TRANSITION_PREFIX}slo/{id}").as_bytes());
         }
-        self.db.apply_batch(batch)?;
+        self.db()?.apply_batch(batch)?;
         Ok(())
     }
 
