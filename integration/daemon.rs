@@ -492,3 +492,40 @@ async fn a_grouped_slo_pages_and_freezes_one_route_while_another_stays_healthy()
     let firing = r#"sloguard_slo_alert_firing{service="shop",slo="shop/availability{job=\"pay\"}",severity="page"}"#;
     assert_eq!(metric_value(&metrics, firing), Some(1.0), "{metrics}");
 }
+
+/// A blackbox-style target: `probe_success` of two probe locations, the second failing.
+async fn probe_target() -> String {
+    let page = "# TYPE probe_success gauge\nprobe_success{job=\"blackbox\",location=\"fra\"} 1\n\
+                probe_success{job=\"blackbox\",location=\"iad\"} 0\n";
+    let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { page }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind probe target");
+    let addr = listener.local_addr().expect("probe target address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/metrics")
+}
+
+/// A probe SLO (1m time slices of `min(probe_success) >= 1`) fed by a target whose probes
+/// fail in one location: the first slice that closes is bad, which pages and, the day's budget
+/// being spent, freezes. Up to a minute passes before the first slice closes.
+#[tokio::test]
+async fn a_probe_slo_fed_by_probe_success_pages_when_a_slice_fails() {
+    crate::support::init();
+    let url = probe_target().await;
+    let spec = format!(
+        "service: edge\nslos:\n  - name: probe\n    objective: 99.5\n    window: 1d\n    sli:\n      \
+         time_slice: {{ gauge: 'probe_success{{job=\"blackbox\"}}', good: '>= 1', slice: 1m }}\n\
+         policy:\n  min_coverage: 1s\nsource:\n  scrape:\n    targets: ['{url}']\n    interval: 1s\n    timeout: 1s\n"
+    );
+    let daemon = Daemon::start(&[("edge.yaml", spec)]).await;
+    let slice_closes = Duration::from_secs(60) + SEE;
+    let service = daemon
+        .wait_for("a bad slice pages and freezes", slice_closes, "/v1/services/edge", |s| {
+            alert(s, "edge/probe", "page").0 && s["frozen"] == true
+        })
+        .await;
+    // One slice, bad: the whole error ratio, 200 times a 0.5% budget.
+    assert!(budget(&service, "edge/probe").is_some_and(|b| b <= -198.0), "{service}");
+    let events = daemon.events("edge").await;
+    assert_eq!(count_events(&events, "alert_firing", None), 1, "{events:?}");
+    assert_eq!(daemon.gate("edge").await["decision"], "deny");
+}
