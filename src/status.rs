@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::clock::{Millis, format_span};
 use crate::engine::{Engine, Group};
-use crate::spec::{Policy, ServiceSpec};
+use crate::spec::{Policy, ServiceSpec, Sli};
 
 /// Everything the API and `/metrics` show, as of one evaluation.
 #[derive(Debug, Clone, Default)]
@@ -112,6 +112,9 @@ pub struct SourceHealth {
     /// What the source's series asked for and did not get (a group beyond `max_groups`), the
     /// latest [`SourceHealth::MAX_WARNINGS`], oldest first.
     pub warnings: Vec<String>,
+    /// What an SLI of a service reading this source needs and no series provides, as of the
+    /// last evaluation: `no bucket le=0.3 for http_request_duration_seconds`.
+    pub missing: Vec<String>,
 }
 
 impl SourceHealth {
@@ -199,6 +202,22 @@ impl Snapshot {
                 freeze_held_back: view.freeze_held_back(at),
             });
         }
+        let mut sources = sources;
+        for view in engine.slo_views().filter(|v| v.missing_good_series()) {
+            let Some(spec) = specs.iter().find(|s| s.service == view.service()) else { continue };
+            let Some(Sli::Latency { histogram, threshold, .. }) =
+                spec.slos.iter().find(|s| s.name == view.name()).map(|s| &s.sli)
+            else {
+                continue;
+            };
+            let name = histogram.metric_name().unwrap_or(histogram.as_str());
+            let message = format!("no bucket le={} for {name}", threshold.as_secs_f64());
+            for source in sources.iter_mut().filter(|h| source_urls(spec).any(|u| u == h.source)) {
+                if !source.missing.contains(&message) {
+                    source.missing.push(message.clone());
+                }
+            }
+        }
         for (i, source) in sources.iter().enumerate() {
             for spec in specs.iter().filter(|s| source_urls(s).any(|u| u == source.source)) {
                 if let Some(&si) = by_name.get(&spec.service) {
@@ -242,5 +261,42 @@ pub(crate) mod opt_rfc3339 {
             Some(at) => s.serialize_str(&rfc3339(*at)),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineOptions, Serves};
+
+    /// A latency SLI whose threshold has no bucket of its own reads as no data; the health of
+    /// the service's source says which bucket is missing.
+    #[test]
+    fn a_latency_threshold_without_a_bucket_is_named_in_the_source_health() {
+        let spec = crate::spec::parse_spec(
+            std::path::Path::new("t.yaml"),
+            "service: web\nslos:\n  - name: latency\n    objective: 99\n    window: 30d\n    sli:\n      \
+             latency: { histogram: 'http_request_duration_seconds', threshold: 300ms }\n\
+             source:\n  scrape:\n    targets: ['http://127.0.0.1:9/metrics']\n",
+        )
+        .expect("spec");
+        let mut engine = Engine::new(std::slice::from_ref(&spec), EngineOptions::default());
+        let source = engine.source("http://127.0.0.1:9/metrics", Serves::Every);
+        let series = [
+            ("http_request_duration_seconds_bucket", vec![("le".to_string(), "0.25".to_string())]),
+            ("http_request_duration_seconds_count", vec![]),
+        ];
+        for (at, value) in [(60_000, 10.0), (120_000, 20.0)] {
+            for (name, labels) in &series {
+                let key = format!("{name}{labels:?}");
+                let id = engine.series(source, &key, name, &labels[..]);
+                engine.observe(id, at, value);
+            }
+            engine.evaluate(at);
+        }
+        let health = SourceHealth { source: "http://127.0.0.1:9/metrics".to_string(), ..SourceHealth::default() };
+        let snapshot = Snapshot::build(120_000, &engine, &[spec], vec![health], Vec::new());
+        assert_eq!(snapshot.sources[0].missing, ["no bucket le=0.3 for http_request_duration_seconds"]);
+        assert_eq!(snapshot.services[0].slos[0].budget_remaining, None);
     }
 }

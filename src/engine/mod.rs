@@ -1049,6 +1049,12 @@ impl<'a> SloView<'a> {
     pub fn coverage(&self, now: Millis) -> Millis {
         self.slo.coverage(now)
     }
+    /// Series of all events arrive but none of good ones: a latency threshold without a bucket
+    /// of its own. The budget is no data, and this says why.
+    pub fn missing_good_series(&self) -> bool {
+        self.slo.awaiting_good && self.slo.counters.samples().is_some()
+    }
+
     /// The budget is spent to the freeze line, but the window is too young for that to freeze.
     pub fn freeze_held_back(&self, now: Millis) -> bool {
         let policy = &self.service.policy;
