@@ -378,7 +378,14 @@ impl Engine {
                 family.groups[0].instance = Some(self.slos.len() as u32);
                 family.n_instances = 1;
                 instances.push(self.slos.len());
-                self.slos.push((*family.prototype).clone());
+                // The one instance takes the prototype's rings rather than a copy: only grouped
+                // families create instances from the prototype, and a second ring set per SLO
+                // (interleaved with the live one) tripled evaluation time at 10,000 SLOs.
+                let (empty, _) = Counters::plan(&[]);
+                let counters = std::mem::replace(&mut family.prototype.counters, empty);
+                let mut instance = (*family.prototype).clone();
+                instance.counters = counters;
+                self.slos.push(instance);
             }
             self.families.push(family);
         }
@@ -647,16 +654,19 @@ impl Engine {
     pub fn evaluate(&mut self, now: Millis) -> Vec<Event> {
         let (mut alerts, mut freezes) = (Vec::new(), Vec::new());
         let mut stale = Vec::new();
-        for service in &mut self.services {
-            for (k, &n) in service.slos.iter().enumerate() {
+        for s in 0..self.services.len() {
+            for k in 0..self.services[s].slos.len() {
+                let n = self.services[s].slos[k];
                 // Two SLOs ahead the state blocks; one ahead, with those cached, the ring lines.
-                if let Some(&after_next) = service.slos.get(k + 2) {
-                    self.slos[after_next].prefetch_state();
+                // By index, not by the service's list: a service's SLOs are mostly consecutive,
+                // and reading the next service's list is itself a cache miss per SLO.
+                if let Some(after_next) = self.slos.get(n + 2) {
+                    after_next.prefetch_state();
                 }
-                if let Some(&next) = service.slos.get(k + 1) {
-                    let next = &self.slos[next];
+                if let Some(next) = self.slos.get(n + 1) {
                     next.counters.prefetch(now, &next.windows);
                 }
+                let service = &self.services[s];
                 let slo = &mut self.slos[n];
                 let family = &mut self.families[slo.family as usize];
                 slo.evaluate(now, &service.name, family, &mut alerts);
@@ -668,7 +678,7 @@ impl Engine {
                     }
                 }
             }
-            service.evaluate(now, &self.slos, &mut freezes);
+            self.services[s].evaluate(now, &self.slos, &mut freezes);
         }
         for family in &mut self.families {
             family.evaluate_no_data(now, &self.services[family.service].name, &mut alerts);
