@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{DAY, HOUR, MINUTE, Millis, SECOND, rfc3339};
-use crate::engine::{AlertChange, FreezeChange, NoDataChange};
+use crate::engine::{AlertChange, FreezeChange, Group, NoDataChange};
 use crate::policy::percent;
 use crate::spec::Severity;
 use crate::status::{ServiceStatus, SloStatus};
@@ -85,7 +85,10 @@ pub fn alert_firing(a: &AlertChange, context: &SloContext<'_>) -> Message {
     let mut body = Body::new(title);
     alert_facts(&mut body, a, context);
     body.fact("Firing since", rfc3339(a.since));
-    body.finish(context, Some(facts(&a.slo, &a.service, &a.severity, a.since, AlertStatus::Firing, None)))
+    body.finish(
+        context,
+        Some(facts(&a.slo, a.group.as_ref(), &a.service, &a.severity, a.since, AlertStatus::Firing, None)),
+    )
 }
 
 /// A reminder for an alert still firing at `now`, from the read model (the event that fired it
@@ -115,7 +118,10 @@ pub fn still_firing(
     body.fact("Time to exhaustion", exhaustion_words(slo.time_to_exhaustion_s));
     body.fact("Deploy freeze", freeze_words(context.frozen_since));
     body.fact("Firing since", rfc3339(since));
-    body.finish(context, Some(facts(&slo.slo, &service.service, severity, since, AlertStatus::Firing, None)))
+    body.finish(
+        context,
+        Some(facts(&slo.slo, slo.group.as_ref(), &service.service, severity, since, AlertStatus::Firing, None)),
+    )
 }
 
 /// A reminder that a freeze holds, for transports that need a refresh (Alertmanager).
@@ -153,7 +159,10 @@ pub fn alert_resolved(a: &AlertChange, context: &SloContext<'_>, at: Millis) -> 
         );
     }
     body.fact("Fired", format!("{} .. {} ({})", rfc3339(a.since), rfc3339(at), span(at - a.since)));
-    body.finish(context, Some(facts(&a.slo, &a.service, &a.severity, a.since, AlertStatus::Resolved, Some(at))))
+    body.finish(
+        context,
+        Some(facts(&a.slo, a.group.as_ref(), &a.service, &a.severity, a.since, AlertStatus::Resolved, Some(at))),
+    )
 }
 
 pub fn freeze(f: &FreezeChange, context: &SloContext<'_>, at: Millis) -> Message {
@@ -256,20 +265,28 @@ fn service_facts(body: &mut Body, f: &FreezeChange, context: &SloContext<'_>) {
     }
 }
 
+/// The labels carry a grouped instance's group labels one by one (`route="/pay"`), so
+/// Alertmanager can route and silence on them; one that would shadow a label of ours is sent as
+/// `exported_<label>`, as Prometheus does on scrape.
 fn facts(
     slo: &str,
+    group: Option<&Group>,
     service: &str,
     severity: &str,
     since: Millis,
     status: AlertStatus,
     ends_at: Option<Millis>,
 ) -> AlertFacts {
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("alertname".to_string(), "SloErrorBudgetBurn".to_string()),
         ("service".to_string(), service.to_string()),
         ("slo".to_string(), slo.to_string()),
         ("severity".to_string(), severity.to_string()),
     ]);
+    for (label, value) in group.map(|g| g.0.as_slice()).unwrap_or_default() {
+        let key = if labels.contains_key(label) { format!("exported_{label}") } else { label.clone() };
+        labels.insert(key, value.clone());
+    }
     AlertFacts { identity: format!("{slo}:{severity}:{since}"), status, labels, starts_at: since, ends_at }
 }
 

@@ -669,6 +669,24 @@ fn alertmanager_alerts_expire_unless_refreshed_and_end_at_the_resolve() {
 }
 
 #[test]
+fn a_grouped_instance_reaches_alertmanager_with_its_group_labels_one_by_one() {
+    let mut grouped = alert("page", T0);
+    grouped.slo = "checkout/availability{route=\"/pay\",service=\"legacy\"}".to_string();
+    grouped.group = Some(crate::engine::Group(vec![
+        ("route".to_string(), "/pay".to_string()),
+        ("service".to_string(), "legacy".to_string()),
+    ]));
+    let item =
+        plan(&[event(T0, EventKind::AlertFiring(grouped))], &[spec()], &config(), &snapshot(T0, None, None)).remove(0);
+    let body = http::alertmanager_body(&item, item.message.alert.as_ref().unwrap(), T0);
+    let labels = &body[0]["labels"];
+    assert_eq!(labels["route"], "/pay", "routable and silenceable by route: {labels}");
+    assert_eq!(labels["service"], "checkout", "a group label never shadows ours: {labels}");
+    assert_eq!(labels["exported_service"], "legacy");
+    assert_eq!(labels["slo"], "checkout/availability{route=\"/pay\",service=\"legacy\"}");
+}
+
+#[test]
 fn a_digest_lists_budgets_freezes_and_the_period_events() {
     let report = crate::config::Report {
         schedule: "0 0 9 * * Mon".into(),
