@@ -1,5 +1,6 @@
 //! Integration tests: the real sloguard binary against real services on loopback.
 
+mod calendar;
 mod daemon;
 mod daemon_prometheus;
 mod gate;
