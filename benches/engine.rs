@@ -18,12 +18,66 @@ use sloguard::spec::{ServiceSpec, parse_spec};
 
 const T0: Millis = 1_767_225_600_000;
 
+/// The SLI and window kinds, each benchmarked at 10,000 instances.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// `errors`/`total` over a rolling 30d window.
+    Counter,
+    /// The same over the calendar month.
+    Calendar,
+    /// `latency: {histogram, threshold}`.
+    Latency,
+    /// `time_slice` over a `probe_success`-like gauge, 1m slices.
+    TimeSlice,
+    /// `group_by: [route]`: 100 services with one SLO of 100 routes each.
+    Grouped,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [Kind::Counter, Kind::Calendar, Kind::Latency, Kind::TimeSlice, Kind::Grouped];
+
+    /// Services and groups per service that make `n` instances.
+    fn shape(self, n: usize) -> (usize, usize) {
+        match self {
+            Kind::Grouped => (n / 100, 100),
+            _ => (n, 1),
+        }
+    }
+
+    fn sli(self, i: usize) -> String {
+        match self {
+            Kind::Counter | Kind::Calendar | Kind::Grouped => {
+                format!("      errors: 'req{{svc=\"{i}\",code=~\"5..\"}}'\n      total: 'req{{svc=\"{i}\"}}'\n")
+            }
+            Kind::Latency => format!("      latency: {{ histogram: 'lat{{svc=\"{i}\"}}', threshold: 300ms }}\n"),
+            Kind::TimeSlice => {
+                format!("      time_slice: {{ gauge: 'probe{{svc=\"{i}\"}}', good: '>= 1', slice: 1m }}\n")
+            }
+        }
+    }
+}
+
 /// `n` services with one availability SLO each over `svc<i>`'s own request counters.
 fn specs(n: usize) -> Vec<ServiceSpec> {
-    (0..n)
+    kind_specs(Kind::Counter, n)
+}
+
+/// The specs of `n` instances of `kind`.
+fn kind_specs(kind: Kind, n: usize) -> Vec<ServiceSpec> {
+    let (services, _) = kind.shape(n);
+    (0..services)
         .map(|i| {
+            let window = match kind {
+                Kind::Calendar => "{ calendar: month }",
+                _ => "30d",
+            };
+            let group_by = match kind {
+                Kind::Grouped => "    group_by: [route]\n",
+                _ => "",
+            };
             let yaml = format!(
-                "service: svc{i}\nslos:\n  - name: availability\n    objective: 99.9\n    window: 30d\n    sli:\n      errors: 'req{{svc=\"{i}\",code=~\"5..\"}}'\n      total: 'req{{svc=\"{i}\"}}'\n"
+                "service: svc{i}\nslos:\n  - name: availability\n    objective: 99.9\n    window: {window}\n{group_by}    sli:\n{}",
+                kind.sli(i)
             );
             parse_spec(Path::new("bench.yaml"), &yaml).expect("bench spec")
         })
@@ -32,14 +86,38 @@ fn specs(n: usize) -> Vec<ServiceSpec> {
 
 /// Exposition for `n` services over `minutes` minutes: ok and 5xx counters, 0.1% errors.
 fn series(n: usize, minutes: i64) -> String {
+    kind_series(Kind::Counter, n, minutes)
+}
+
+/// Exposition for `n` instances of `kind` over `minutes` minutes, 0.1% errors (counters) or
+/// every probe up.
+fn kind_series(kind: Kind, n: usize, minutes: i64) -> String {
+    let (services, groups) = kind.shape(n);
     let mut text = String::with_capacity(n * minutes as usize * 80);
     for m in 0..=minutes {
         let t = T0 + m * MINUTE;
-        for i in 0..n {
+        for i in 0..services {
             let ok = 1_000_000 + m * 6000 + i as i64;
             let err = 1_000 + m * 6;
-            writeln!(text, "req{{svc=\"{i}\",code=\"200\"}} {ok} {t}\nreq{{svc=\"{i}\",code=\"500\"}} {err} {t}")
-                .unwrap();
+            match kind {
+                Kind::Counter | Kind::Calendar => writeln!(
+                    text,
+                    "req{{svc=\"{i}\",code=\"200\"}} {ok} {t}\nreq{{svc=\"{i}\",code=\"500\"}} {err} {t}"
+                ),
+                Kind::Grouped => (0..groups).try_for_each(|g| {
+                    writeln!(
+                        text,
+                        "req{{svc=\"{i}\",route=\"/r{g}\",code=\"200\"}} {ok} {t}\nreq{{svc=\"{i}\",route=\"/r{g}\",code=\"500\"}} {err} {t}"
+                    )
+                }),
+                Kind::Latency => writeln!(
+                    text,
+                    "lat_bucket{{svc=\"{i}\",le=\"0.3\"}} {ok} {t}\nlat_count{{svc=\"{i}\"}} {} {t}",
+                    ok + err
+                ),
+                Kind::TimeSlice => writeln!(text, "probe{{svc=\"{i}\"}} 1 {t}"),
+            }
+            .unwrap();
         }
     }
     text
@@ -47,8 +125,13 @@ fn series(n: usize, minutes: i64) -> String {
 
 /// An engine with `n` SLOs that has seen `minutes` of traffic.
 fn warmed_engine(n: usize, minutes: i64) -> (Engine, Millis) {
-    let mut engine = Engine::new(&specs(n), EngineOptions::default());
-    let text = series(n, minutes);
+    warmed(Kind::Counter, n, minutes)
+}
+
+/// An engine with `n` instances of `kind` that has seen `minutes` of traffic.
+fn warmed(kind: Kind, n: usize, minutes: i64) -> (Engine, Millis) {
+    let mut engine = Engine::new(&kind_specs(kind, n), EngineOptions::default());
+    let text = kind_series(kind, n, minutes);
     let samples = exposition::parse_strict(text.as_bytes()).expect("bench series");
     let source = engine.source("bench", sloguard::engine::Serves::Every);
     let mut last = T0;
@@ -81,6 +164,27 @@ fn evaluation(c: &mut Criterion) {
             engine.evaluate(at)
         })
     });
+    group.finish();
+}
+
+/// Evaluation of 10,000 instances of each SLI and window kind (the counter kind is
+/// `evaluate/10k_slos`). As there, time moves a minute per iteration without new samples: for
+/// time slices every slice then closes empty, so this measures the windows, not the reduction.
+fn evaluation_by_kind(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let mut group = c.benchmark_group("evaluate_kind");
+    group.throughput(Throughput::Elements(N as u64));
+    for kind in Kind::ALL.into_iter().skip(1) {
+        let (mut engine, mut at) = warmed(kind, N, 30);
+        assert_eq!(engine.slo_views().count(), N, "{kind:?}: every instance exists");
+        eprintln!("{kind:?}: window memory {} bytes per instance", engine.window_heap_bytes() / N);
+        group.bench_function(format!("{kind:?}_10k").to_lowercase(), |b| {
+            b.iter(|| {
+                at += MINUTE;
+                engine.evaluate(at)
+            })
+        });
+    }
     group.finish();
 }
 
@@ -170,5 +274,5 @@ fn scrape_50k_series(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, evaluation, replay_30_days, scrape_50k_series);
+criterion_group!(benches, evaluation, evaluation_by_kind, replay_30_days, scrape_50k_series);
 criterion_main!(benches);

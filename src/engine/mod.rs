@@ -34,7 +34,7 @@ pub use persist::{
     WindowRecord,
 };
 use slice::Slicer;
-use window::{Counters, SELECTED, TOTAL, WindowRef, prefetch_all};
+use window::{Counters, SELECTED, TOTAL, WindowRef, prefetch, prefetch_all};
 
 /// The feed slot of a time-slice SLI's gauge: its samples go to the SLO's [`Slicer`].
 const GAUGE: u8 = 2;
@@ -664,7 +664,7 @@ impl Engine {
                     after_next.prefetch_state();
                 }
                 if let Some(next) = self.slos.get(n + 1) {
-                    next.counters.prefetch(now, &next.windows);
+                    next.prefetch_rings(now);
                 }
                 let service = &self.services[s];
                 let slo = &mut self.slos[n];
@@ -752,6 +752,23 @@ impl SloState {
         prefetch_all(&self.burns);
         prefetch_all(&self.tiers);
         prefetch_all(&self.conditions);
+        // The boxed kinds' state: one more miss per SLO of those kinds otherwise.
+        if let Some(calendar) = self.calendar.as_deref() {
+            prefetch(calendar);
+        }
+        if let Some(slices) = self.slices.as_deref() {
+            prefetch(slices);
+        }
+    }
+
+    /// The ring lines `evaluate(now)` will read; wants [`SloState::prefetch_state`]'s blocks cached.
+    fn prefetch_rings(&self, now: Millis) {
+        self.counters.prefetch(now, &self.windows);
+        // A calendar budget reads its ring at the period start (the last evaluation's period,
+        // which is the coming one's but at a period's turn).
+        if let Some(calendar) = self.calendar.as_deref() {
+            self.counters.prefetch_at(self.windows[0], calendar.period.0);
+        }
     }
 
     fn evaluate(&mut self, now: Millis, service: &str, family: &Family, events: &mut Vec<Event>) {

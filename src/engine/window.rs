@@ -313,6 +313,13 @@ impl Counters {
         }
     }
 
+    /// Like [`Counters::prefetch`], for a read of window `w`'s level at `t` (a calendar period's
+    /// start, which is not `now - W`).
+    pub fn prefetch_at(&self, w: WindowRef, t: Millis) {
+        let level = &self.levels[w.level];
+        prefetch(level.slot_address(level.slot(t.div_euclid(level.width))));
+    }
+
     /// Asks the CPU to start loading the level table, which [`Counters::prefetch`] reads.
     pub fn prefetch_levels(&self) {
         prefetch_all(&self.levels);
