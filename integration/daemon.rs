@@ -428,6 +428,46 @@ async fn a_vanished_series_raises_no_data_while_the_scrape_succeeds() {
     .await;
 }
 
+/// A counter that reads NaN is left out and said so (health, `/metrics`), not turned into a
+/// `null` budget with no reason: the budget stays what the valid samples make it, and counting
+/// goes on from the last valid value when the counter is a number again.
+#[tokio::test]
+async fn a_nan_counter_is_rejected_with_a_reason_and_the_budget_stays() {
+    crate::support::init();
+    let target = Target::start("nan", 100_000).await;
+    target.set_traffic(10, 0);
+    let daemon = Daemon::start(&[("nan.yaml", scrape_spec("nan", "nan", "99.9", &[target.url()]))]).await;
+    daemon.wait_for("gate allow", SEE, "/v1/gate/nan", |g| g["decision"] == "allow").await;
+
+    target.set_mode(Mode::NotANumber);
+    let service = daemon
+        .wait_for("the rejection in the source's health", SEE, "/v1/services/nan", |s| {
+            s["sources"][0]["n_samples_rejected"]["NaN"].as_u64().is_some_and(|n| n >= 2)
+        })
+        .await;
+    let source = &service["sources"][0];
+    let warnings = source["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "one warning per run of bad samples: {source}");
+    assert!(warnings[0].as_str().unwrap().contains("a NaN sample is not a counter value"), "{source}");
+    assert!(close(budget(&service, "nan/availability"), 1.0), "{service}");
+    let metrics = daemon.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sloguard_source_samples_rejected_total{") && l.contains("reason=\"NaN\"")),
+        "{metrics}"
+    );
+
+    // Back to numbers: 10 errors a tick now, counted from the last valid value (not from NaN).
+    target.set_traffic(0, 10);
+    target.set_mode(Mode::Healthy);
+    daemon
+        .wait_for("errors count again", SEE, "/v1/services/nan", |s| {
+            budget(s, "nan/availability").is_some_and(|b| b < 1.0)
+        })
+        .await;
+}
+
 /// `group_by: [job]` over three targets, one per job, with room for two groups: the first two
 /// jobs get instances, the third is refused and says so; an outage of one route pages and
 /// freezes for that route alone, while the other keeps its whole budget.

@@ -147,6 +147,21 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
     }
 
     out.family(
+        "sloguard_source_samples_rejected_total",
+        "counter",
+        "Counter samples left out per source because they were NaN, +Inf, -Inf or negative.",
+    );
+    for s in &snapshot.sources {
+        for (reason, n) in &s.n_samples_rejected {
+            out.sample(
+                "sloguard_source_samples_rejected_total",
+                &[("source", &s.source), ("reason", reason)],
+                *n as f64,
+            );
+        }
+    }
+
+    out.family(
         "sloguard_slo_groups_refused_total",
         "counter",
         "New groups of a grouped SLO refused because it had max_groups instances.",

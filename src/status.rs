@@ -4,7 +4,7 @@
 //! Readers clone an `Arc` and never wait on the engine, a scrape or the store: this is what lets
 //! the gate answer in microseconds. Owns no behaviour beyond building the snapshot.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -109,7 +109,11 @@ pub struct SourceHealth {
     pub n_failures: u64,
     /// Lines a lenient parse skipped, across all scrapes.
     pub n_parse_errors: u64,
-    /// What the source's series asked for and did not get (a group beyond `max_groups`), the
+    /// Counter samples left out as NaN, `+Inf`, `-Inf` or `negative`, by that reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub n_samples_rejected: BTreeMap<&'static str, u64>,
+    /// What the source's series asked for and did not get (a group beyond `max_groups`, a
+    /// counter sample that is not a counter value), the
     /// latest [`SourceHealth::MAX_WARNINGS`], oldest first.
     pub warnings: Vec<String>,
     /// What an SLI of a service reading this source needs and no series provides, as of the

@@ -31,6 +31,8 @@ pub enum Mode {
     /// A valid page without the request counters, as after an exporter's metric was renamed:
     /// the scrape succeeds, the SLI's series are gone.
     Vanished,
+    /// A valid page whose error counter reads `NaN`, as a broken exporter's can.
+    NotANumber,
 }
 
 #[derive(Debug)]
@@ -106,6 +108,7 @@ async fn metrics(State((job, state)): State<(String, Arc<Mutex<Counters>>)>) -> 
         Mode::Unavailable => return (StatusCode::SERVICE_UNAVAILABLE, "overloaded\n").into_response(),
         Mode::Healthy => format!("http_requests_total{{job=\"{job}\",code=\"500\"}} {errors}"),
         Mode::Malformed => format!("http_requests_total{{job=\"{job}\",code=\"500\" {errors}"),
+        Mode::NotANumber => format!("http_requests_total{{job=\"{job}\",code=\"500\"}} NaN"),
         Mode::Vanished => {
             let page = "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds 1.7e9\n";
             return ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response();

@@ -617,8 +617,9 @@ impl Core {
         self.govern(now).await;
     }
 
-    /// Reports the groups the engine refused since the last round (log, `/metrics`, the health
-    /// of the source whose series asked) and drops the stored state of evicted ones.
+    /// Reports the groups the engine refused and the counter samples it rejected since the last
+    /// round (log, `/metrics`, the health of the source whose series asked), and drops the
+    /// stored state of evicted groups.
     fn account_groups(&mut self) {
         for refusal in self.engine.take_refusals() {
             let warning = format!(
@@ -630,6 +631,22 @@ impl Core {
                 health.warn(warning);
             }
             *self.groups_refused.entry((refusal.service, refusal.slo)).or_default() += 1;
+        }
+        let (rejections, counts) = self.engine.take_rejections();
+        for rejection in rejections {
+            let warning = format!(
+                "{:?}: a {} sample is not a counter value; left out until a valid one",
+                rejection.series, rejection.reason
+            );
+            warn!(source = %rejection.source, "{warning}");
+            if let Some(health) = self.health.iter_mut().find(|h| h.source == rejection.source) {
+                health.warn(warning);
+            }
+        }
+        for (source, reason, n) in counts {
+            if let Some(health) = self.health.iter_mut().find(|h| h.source == source) {
+                *health.n_samples_rejected.entry(reason).or_default() += n;
+            }
         }
         let evicted = self.engine.take_evicted();
         if !evicted.is_empty() {

@@ -19,7 +19,7 @@ mod slice;
 mod tests;
 mod window;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -120,6 +120,30 @@ pub struct GroupRefusal {
     pub max_groups: usize,
 }
 
+/// A counter sample the engine did not count: a counter is a finite number at or above zero.
+/// Reported once per series while its samples stay invalid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRejection {
+    pub source: String,
+    /// The series as its source keys it: `http_requests_total{code="500"}`.
+    pub series: String,
+    /// `NaN`, `+Inf`, `-Inf` or `negative`.
+    pub reason: &'static str,
+}
+
+impl SampleRejection {
+    /// Why `value` is not a counter value, if it is not.
+    fn reason(value: f64) -> Option<&'static str> {
+        match value {
+            v if v.is_nan() => Some("NaN"),
+            f64::INFINITY => Some("+Inf"),
+            f64::NEG_INFINITY => Some("-Inf"),
+            v if v < 0.0 => Some("negative"),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct SeriesState {
     /// The series' key within its source, shared with `Engine::series_by_source`.
@@ -132,6 +156,8 @@ struct SeriesState {
     feeds: Vec<Feed>,
     /// `last` changed since the last export.
     dirty: bool,
+    /// Its last sample was rejected (and reported): later ones are counted, not reported again.
+    rejected: bool,
 }
 
 /// The ratio an SLI yields from its two counters.
@@ -253,6 +279,10 @@ pub struct Engine {
     pending_last: HashMap<(String, String), (Millis, f64)>,
     /// Groups refused since the driver last asked (`take_refusals`).
     refusals: Vec<GroupRefusal>,
+    /// Counter samples rejected since the driver last asked (`take_rejections`): the first of
+    /// each run per series, and how many in all per source and reason.
+    rejections: Vec<SampleRejection>,
+    rejected: BTreeMap<(SourceId, &'static str), u64>,
     /// Instances evicted since the driver last asked (`take_evicted`), by id.
     evicted: Vec<String>,
 }
@@ -272,6 +302,8 @@ impl Engine {
             series: Vec::new(),
             pending_last: HashMap::new(),
             refusals: Vec::new(),
+            rejections: Vec::new(),
+            rejected: BTreeMap::new(),
             evicted: Vec::new(),
         };
         for spec in specs {
@@ -492,6 +524,16 @@ impl Engine {
         std::mem::take(&mut self.refusals)
     }
 
+    /// Counter samples rejected since the last call: the first of each series' run of invalid
+    /// samples, and counts per `(source, reason)`.
+    pub fn take_rejections(&mut self) -> (Vec<SampleRejection>, Vec<(String, &'static str, u64)>) {
+        let counts = std::mem::take(&mut self.rejected)
+            .into_iter()
+            .map(|((source, reason), n)| (self.source_names[source as usize].clone(), reason, n))
+            .collect();
+        (std::mem::take(&mut self.rejections), counts)
+    }
+
     /// Ids of instances evicted since the last call, whose stored state the driver drops.
     pub fn take_evicted(&mut self) -> Vec<String> {
         std::mem::take(&mut self.evicted)
@@ -577,6 +619,7 @@ impl Engine {
             last: last.filter(|_| !feeds.is_empty()),
             feeds,
             dirty: false,
+            rejected: false,
         });
         id
     }
@@ -603,9 +646,30 @@ impl Engine {
 
     fn record(&mut self, series: SeriesId, at: Millis, value: f64, lateness: Lateness) {
         let state = &mut self.series[series.0 as usize];
-        if state.feeds.is_empty() || value.is_nan() {
+        if state.feeds.is_empty() {
             return;
         }
+        // A counter that is NaN, infinite or below zero would turn every window it feeds into
+        // NaN or a negative count, silently: such a sample is left out, counted and reported,
+        // and the next valid one continues from the last valid value. A gauge (a time-slice
+        // SLI's) may be any number; NaN there is a staleness marker and means no sample.
+        if let Some(reason) = SampleRejection::reason(value) {
+            if state.feeds.iter().any(|f| f.slot != GAUGE) {
+                *self.rejected.entry((state.source, reason)).or_default() += 1;
+                if !std::mem::replace(&mut state.rejected, true) {
+                    self.rejections.push(SampleRejection {
+                        source: self.source_names[state.source as usize].clone(),
+                        series: state.key.to_string(),
+                        reason,
+                    });
+                }
+                return;
+            }
+            if value.is_nan() {
+                return;
+            }
+        }
+        state.rejected = false;
         let previous = state.last;
         if matches!(previous, Some((t, _)) if at <= t) {
             return;

@@ -646,6 +646,39 @@ fn a_source_feeds_only_the_services_that_list_it() {
     assert_eq!(b_budget, Some(1.0));
 }
 
+/// A NaN, infinite or negative counter sample is left out, counted and reported (once per run
+/// of bad samples), rather than turning the budget into `null` with no reason given; the next
+/// valid sample continues from the last valid value.
+#[test]
+fn invalid_counter_samples_are_rejected_with_a_reason_and_the_budget_stays_exact() {
+    let mut engine = crate::engine::Engine::new(&[spec_of(AVAILABILITY)], crate::engine::EngineOptions::default());
+    let source = engine.source("target", Serves::Every);
+    let ok: &[(String, String)] = &[("code".into(), "200".into())];
+    let err: &[(String, String)] = &[("code".into(), "500".into())];
+    let bad_values = [f64::NAN, f64::INFINITY, -5.0, f64::NEG_INFINITY];
+    for minute in 0..10 {
+        let at = T0 + minute * MINUTE;
+        let good = engine.series(source, "req{code=\"200\"}", "req", ok);
+        let errors = engine.series(source, "req{code=\"500\"}", "req", err);
+        engine.observe(good, at, 999.0 * minute as f64);
+        // Minutes 3 to 6 are garbage; the counter really stands at `minute` throughout.
+        let value = if (3..7).contains(&minute) { bad_values[minute as usize - 3] } else { minute as f64 };
+        engine.observe(errors, at, value);
+        engine.evaluate(at);
+    }
+    // 9 errors in 9,000 requests: exactly the whole 0.1% budget spent, none of it NaN or double.
+    let budget = engine.slo_views().next().and_then(|v| v.budget_remaining());
+    assert!(budget.is_some_and(|b| b.abs() < 1e-9), "{budget:?}");
+    let (reported, counts) = engine.take_rejections();
+    assert_eq!(
+        reported,
+        [crate::engine::SampleRejection { source: "target".into(), series: "req{code=\"500\"}".into(), reason: "NaN" }]
+    );
+    let counts: Vec<_> = counts.iter().map(|(s, r, n)| format!("{s} {r} {n}")).collect();
+    assert_eq!(counts, ["target +Inf 1", "target -Inf 1", "target NaN 1", "target negative 1"]);
+    assert_eq!(engine.take_rejections(), (Vec::new(), Vec::new()), "taken once");
+}
+
 /// The fresh-sidecar bug: a burst in a window holding minutes of data "spent" the budget many
 /// times over and froze the service at once. The page is not held back (the burn is real), but
 /// the freeze waits until the window covers `min_coverage` (default 1d): here, a day after the
