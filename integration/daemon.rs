@@ -468,6 +468,30 @@ async fn a_nan_counter_is_rejected_with_a_reason_and_the_budget_stays() {
         .await;
 }
 
+/// A target over its `sample_limit` is down with the reason, as Prometheus treats it: none of
+/// its samples count (a partial page could be missing exactly the error series), and the
+/// daemon's series stay at what the limit allows.
+#[tokio::test]
+async fn a_target_over_its_sample_limit_is_down_with_the_reason() {
+    crate::support::init();
+    let target = Target::start("big", 100_000).await;
+    target.set_traffic(10, 0);
+    let spec = scrape_spec("big", "big", "99.9", &[target.url()])
+        .replace("    timeout: 1s\n", "    timeout: 1s\n    sample_limit: 1\n");
+    let daemon = Daemon::start(&[("big.yaml", spec)]).await;
+    let service = daemon
+        .wait_for("the source down over its limit", SEE, "/v1/services/big", |s| {
+            s["sources"][0]["n_failures"].as_u64().is_some_and(|n| n >= 2)
+        })
+        .await;
+    let source = &service["sources"][0];
+    assert_eq!(source["up"], false, "{source}");
+    assert_eq!(source["last_error"], "2 samples, over the sample_limit of 1; scrape ignored", "{source}");
+    assert!(service["slos"][0]["budget_remaining"].is_null(), "no data, not all good: {service}");
+    let metrics = daemon.metrics().await;
+    assert!(metrics.lines().any(|l| l == "sloguard_series 0"), "nothing of it is held: {metrics}");
+}
+
 /// `group_by: [job]` over three targets, one per job, with room for two groups: the first two
 /// jobs get instances, the third is refused and says so; an outage of one route pages and
 /// freezes for that route alone, while the other keeps its whole budget.

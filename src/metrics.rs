@@ -197,6 +197,14 @@ pub fn render(snapshot: &Snapshot, stats: &Stats, decisions: &[Decision]) -> Str
     out.sample("sloguard_store_failures_total", &[], load(&stats.n_store_failures));
     out.family("sloguard_uncommitted_events", "gauge", "Events evaluated but not yet durable (store failing).");
     out.sample("sloguard_uncommitted_events", &[], load(&stats.n_pending_events));
+    out.family("sloguard_series", "gauge", "Series held in memory, across sources.");
+    out.sample("sloguard_series", &[], load(&stats.n_series));
+    out.family(
+        "sloguard_series_forgotten_total",
+        "counter",
+        "Series forgotten after five minutes without a sample (a churning label's old values).",
+    );
+    out.sample("sloguard_series_forgotten_total", &[], load(&stats.n_series_forgotten));
     render_notify(&mut out, &stats.notify);
     let name = "sloguard_http_request_duration_seconds";
     out.family(

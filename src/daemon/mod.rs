@@ -101,6 +101,9 @@ pub struct Stats {
     pub last_reload: AtomicI64,
     pub n_store_failures: AtomicU64,
     pub n_pending_events: AtomicU64,
+    /// Series the engine holds, and those it forgot after `MAX_SAMPLE_GAP` without a sample.
+    pub n_series: AtomicU64,
+    pub n_series_forgotten: AtomicU64,
     /// Written by the delivery task.
     pub notify: Arc<NotifyStats>,
     /// Written by the API.
@@ -517,6 +520,9 @@ impl Core {
                     // A half-broken page is no data: the lines lost might be exactly the error
                     // series, and counting the rest would read as "no errors".
                     Err(format!("{} malformed line(s), first: {first}; scrape ignored", parsed.errors.len()))
+                } else if let Some(limit) = plan.sample_limit.filter(|&limit| parsed.samples.len() > limit) {
+                    // As Prometheus does: a target over its limit is down, not half-counted.
+                    Err(format!("{} samples, over the sample_limit of {limit}; scrape ignored", parsed.samples.len()))
                 } else {
                     for s in &parsed.samples {
                         let id = self.engine.series(source, s.series, s.name, &s.labels);
@@ -567,6 +573,9 @@ impl Core {
         }
         let transitions = self.engine.transitions_for(&events);
         self.account_groups();
+        let forgotten = self.engine.forget_silent_series(now);
+        self.shared.stats.n_series_forgotten.fetch_add(forgotten as u64, Ordering::Relaxed);
+        self.shared.stats.n_series.store(self.engine.n_series() as u64, Ordering::Relaxed);
         let refused =
             self.groups_refused.iter().map(|((service, slo), &n)| (service.clone(), slo.clone(), n)).collect();
         let snapshot = Snapshot::build(now, &self.engine, &self.specs, self.health.clone(), refused);

@@ -39,6 +39,8 @@ pub(super) struct SourcePlan {
     pub interval: Duration,
     pub timeout: Duration,
     pub http: HttpOptions,
+    /// A scrape with more samples is refused (scrape sources only).
+    pub sample_limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,7 @@ pub(super) fn plan(specs: &[ServiceSpec]) -> Vec<SourcePlan> {
                                 interval: scrape.interval,
                                 timeout: scrape.timeout,
                                 http: scrape.http.clone(),
+                                sample_limit: scrape.sample_limit,
                             });
                             plans.len() - 1
                         }
@@ -96,6 +99,7 @@ pub(super) fn plan(specs: &[ServiceSpec]) -> Vec<SourcePlan> {
                             interval: prom.interval,
                             timeout: prom.timeout,
                             http: prom.http.clone(),
+                            sample_limit: None,
                         });
                         plans.len() - 1
                     }

@@ -158,6 +158,9 @@ struct SeriesState {
     dirty: bool,
     /// Its last sample was rejected (and reported): later ones are counted, not reported again.
     rejected: bool,
+    /// The instant of its latest sample, `Millis::MIN` before the first: what
+    /// [`Engine::forget_silent_series`] goes by.
+    seen: Millis,
 }
 
 /// The ratio an SLI yields from its two counters.
@@ -524,6 +527,52 @@ impl Engine {
         std::mem::take(&mut self.refusals)
     }
 
+    /// Forgets the series that have had no sample for longer than `max_sample_gap`, and the
+    /// restored last values of series that have not come back in that time; returns how many
+    /// series it forgot. A sample after such a gap is a baseline anyway, so nothing counted
+    /// changes; what it bounds is memory when a label churns (a pod name, a request id). Series
+    /// ids change: drivers resolve series afresh each scrape (`replay`, which keeps ids and has
+    /// no `max_sample_gap`, never forgets).
+    pub fn forget_silent_series(&mut self, now: Millis) -> usize {
+        let Some(gap) = self.options.max_sample_gap else { return 0 };
+        let since = now - gap;
+        self.pending_last.retain(|_, &mut (at, _)| at >= since);
+        if self.series.iter().all(|s| s.seen >= since) {
+            return 0;
+        }
+        let mut ids = Vec::with_capacity(self.series.len());
+        let mut kept = 0;
+        for series in &self.series {
+            ids.push((series.seen >= since).then(|| {
+                kept += 1;
+                SeriesId(kept - 1)
+            }));
+        }
+        let renumber = |id: SeriesId| ids[id.0 as usize];
+        let forgotten = self.series.len() - kept as usize;
+        let old = std::mem::take(&mut self.series);
+        self.series = old
+            .into_iter()
+            .filter(|s| s.seen >= since)
+            .map(|mut s| {
+                s.next = s.next.and_then(renumber);
+                s
+            })
+            .collect();
+        for names in &mut self.series_by_source {
+            names.retain(|_, id| renumber(*id).map(|new| *id = new).is_some());
+        }
+        for last in &mut self.last_resolved {
+            *last = last.and_then(renumber);
+        }
+        forgotten
+    }
+
+    /// How many series the engine holds, across sources.
+    pub fn n_series(&self) -> usize {
+        self.series.len()
+    }
+
     /// Counter samples rejected since the last call: the first of each series' run of invalid
     /// samples, and counts per `(source, reason)`.
     pub fn take_rejections(&mut self) -> (Vec<SampleRejection>, Vec<(String, &'static str, u64)>) {
@@ -620,6 +669,7 @@ impl Engine {
             feeds,
             dirty: false,
             rejected: false,
+            seen: Millis::MIN,
         });
         id
     }
@@ -646,6 +696,7 @@ impl Engine {
 
     fn record(&mut self, series: SeriesId, at: Millis, value: f64, lateness: Lateness) {
         let state = &mut self.series[series.0 as usize];
+        state.seen = state.seen.max(at);
         if state.feeds.is_empty() {
             return;
         }

@@ -679,6 +679,49 @@ fn invalid_counter_samples_are_rejected_with_a_reason_and_the_budget_stays_exact
     assert_eq!(engine.take_rejections(), (Vec::new(), Vec::new()), "taken once");
 }
 
+/// A label that churns (here a pod name that changes every 3 minutes, on series the SLO
+/// selects, plus series no SLO selects) leaves the engine holding the live series only, while
+/// budgets and events are exactly those of an engine that forgets nothing.
+#[test]
+fn silent_series_are_forgotten_without_changing_what_is_counted() {
+    let options = crate::engine::EngineOptions { max_sample_gap: Some(5 * MINUTE) };
+    let spec = [spec_of(AVAILABILITY)];
+    let (mut forgetting, mut keeping) =
+        (crate::engine::Engine::new(&spec, options.clone()), crate::engine::Engine::new(&spec, options));
+    let (mut events, mut expected) = (Vec::new(), Vec::new());
+    let mut most = 0;
+    for (engine, events, forget) in [(&mut forgetting, &mut events, true), (&mut keeping, &mut expected, false)] {
+        let source = engine.source("target", Serves::Every);
+        for minute in 0..600i64 {
+            let at = T0 + minute * MINUTE;
+            let pod = format!("p{}", minute / 3);
+            for (code, per_minute) in [("200", 1_000), ("500", if (200..230).contains(&minute) { 500 } else { 1 })] {
+                let labels: Vec<(String, String)> = vec![("code".into(), code.into()), ("pod".into(), pod.clone())];
+                let key = format!("req{{code=\"{code}\",pod=\"{pod}\"}}");
+                let id = engine.series(source, &key, "req", labels.as_slice());
+                // The pod's counter starts at zero: its first sample is its baseline.
+                engine.observe(id, at, (per_minute * (minute % 3)) as f64);
+                let other: Vec<(String, String)> = vec![("pod".into(), pod.clone())];
+                let id = engine.series(source, &format!("up{{pod=\"{pod}\"}}"), "up", other.as_slice());
+                engine.observe(id, at, 1.0);
+            }
+            events.extend(engine.evaluate(at).iter().map(short_event));
+            if forget {
+                engine.forget_silent_series(at);
+                most = most.max(engine.n_series());
+            }
+        }
+    }
+    assert_eq!(events, expected);
+    assert!(events.iter().any(|e| e.contains("alert_firing")), "the incident is seen: {events:?}");
+    let budget = |engine: &crate::engine::Engine| engine.slo_views().next().and_then(|v| v.budget_remaining());
+    assert_eq!(budget(&forgetting), budget(&keeping));
+    // At most three pods (3 series each) had a sample within 5 minutes, against 600 series
+    // in an engine that keeps them.
+    assert!(most <= 9, "held {most} series");
+    assert_eq!(keeping.n_series(), 600);
+}
+
 /// The fresh-sidecar bug: a burst in a window holding minutes of data "spent" the budget many
 /// times over and froze the service at once. The page is not held back (the burn is real), but
 /// the freeze waits until the window covers `min_coverage` (default 1d): here, a day after the

@@ -66,6 +66,9 @@ pub struct ScrapeSource {
     /// Per scrape; at most `interval`.
     pub timeout: Duration,
     pub http: HttpOptions,
+    /// A scrape with more samples than this is refused as a whole ("no data" with the reason);
+    /// `None` for no limit.
+    pub sample_limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -56,6 +56,7 @@
 //!     headers_env: { X-Api-Key: API_KEY }   # header name -> env var holding the value
 //!     bearer_token_env: TOKEN      # or bearer_token_file: /path
 //!     max_body_size: 16MiB         # B KiB MiB GiB
+//!     sample_limit: 50000          # scrape only: more samples than this is no data (0: none)
 //!     tls: { ca_file: /etc/ssl/ca.pem, insecure_skip_verify: false }
 //!   # prometheus: { url: http://prometheus:9090, ...same options, no targets }
 //! ```
@@ -209,6 +210,7 @@ pub(super) struct RawScrape {
     pub bearer_token_env: Option<Spanned<String>>,
     pub bearer_token_file: Option<Spanned<String>>,
     pub max_body_size: Option<Spanned<String>>,
+    pub sample_limit: Option<Spanned<f64>>,
     pub tls: Option<Spanned<RawTls>>,
 }
 
@@ -242,6 +244,7 @@ impl RawScrape {
     pub fn endpoint(&self) -> RawEndpoint<'_> {
         let RawScrape {
             targets: _,
+            sample_limit: _,
             interval,
             timeout,
             headers,

@@ -118,8 +118,19 @@ impl Checker<'_> {
         let targets = self.require(&raw.value.targets, &raw.referenced, &field).and_then(|t| self.targets(t, &field));
         let defaults = Defaults { interval: DEFAULT_SCRAPE_INTERVAL, max_body_bytes: DEFAULT_SCRAPE_MAX_BODY_BYTES };
         let endpoint = self.endpoint(raw.value.endpoint(), path, &defaults);
+        let sample_limit = match &raw.value.sample_limit {
+            None => Some(None),
+            Some(limit) if limit.value >= 0.0 && limit.value.fract() == 0.0 && limit.value <= u32::MAX as f64 => {
+                Some((limit.value > 0.0).then_some(limit.value as usize))
+            }
+            Some(limit) => self.error(
+                &limit.referenced,
+                &join(path, "sample_limit"),
+                format!("must be a whole number, 0 (no limit) or more; got {}", limit.value),
+            ),
+        };
         let (interval, timeout, http) = endpoint?;
-        Some(ScrapeSource { targets: targets?, interval, timeout, http })
+        Some(ScrapeSource { targets: targets?, interval, timeout, http, sample_limit: sample_limit? })
     }
 
     fn prometheus(&mut self, raw: &Spanned<RawPrometheus>, path: &str) -> Option<PrometheusSource> {

@@ -797,7 +797,7 @@ fn source_kind_both_or_neither() {
     assert_eq!(
         errors_of(&scrape_with("    url: http://p\n")),
         ["13:5: source.scrape.url: unknown field `url`, expected one of targets, interval, timeout, headers, \
-          headers_env, bearer_token_env, bearer_token_file, max_body_size, tls"]
+          headers_env, bearer_token_env, bearer_token_file, max_body_size, sample_limit, tls"]
     );
 }
 
@@ -967,6 +967,29 @@ fn relative_token_file_is_relative_to_the_spec() {
     let specs = load_path(&spec_path).unwrap_or_else(|e| panic!("{:#?}", e.0));
     let Some(Source::Scrape(scrape)) = &specs[0].source else { panic!("scrape source") };
     assert_eq!(scrape.http.bearer_token.as_ref().map(Secret::expose), Some("t"));
+}
+
+#[test]
+fn sample_limit() {
+    let limit_of = |text: &str| {
+        let Some(Source::Scrape(scrape)) = parse(&scrape_with(text)).source else { panic!("scrape source") };
+        scrape.sample_limit
+    };
+    assert_eq!(limit_of(""), None, "no limit unless given");
+    assert_eq!(limit_of("    sample_limit: 0\n"), None);
+    assert_eq!(limit_of("    sample_limit: 50000\n"), Some(50_000));
+    let field = "13:19: source.scrape.sample_limit";
+    for bad in ["-1", "1.5"] {
+        assert_eq!(
+            errors_of(&scrape_with(&format!("    sample_limit: {bad}\n"))),
+            [format!("{field}: must be a whole number, 0 (no limit) or more; got {bad}")]
+        );
+    }
+    assert_eq!(
+        errors_of(&with_source("  prometheus: { url: 'http://p', sample_limit: 5 }\n"))[0],
+        "11:34: source.prometheus.sample_limit: unknown field `sample_limit`, expected one of url, interval, timeout, \
+         headers, headers_env, bearer_token_env, bearer_token_file, max_body_size, tls"
+    );
 }
 
 #[test]
