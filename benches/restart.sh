@@ -11,9 +11,15 @@
 # Then it restarts on that store three times warm and, as root, three times after dropping
 # the page cache.
 #
+# With ROUTES=G (default 0: ungrouped) every SLO is grouped by `route` and the target serves G
+# routes per SLO (`fleet.py --groups`), so the fleet is SERVICES x SLOS x G instances, live and
+# seeded alike; `SERVICES=100 SLOS=2 ROUTES=100` is the 20,000-instance fleet of issue 11. (Not
+# `GROUPS`: bash owns that name, the user's group ids, and ignores it in the environment.)
+#
 #   benches/restart.sh
 #   SERVICES=100 RUN_FOR=20 benches/restart.sh
 #   FULL_WINDOW=1 benches/restart.sh
+#   SERVICES=100 SLOS=2 ROUTES=100 FULL_WINDOW=1 benches/restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -21,7 +27,8 @@ source benches/common.sh
 SERVICES=${SERVICES:-1000}
 SLOS=${SLOS:-10}
 RUN_FOR=${RUN_FOR:-60}
-fleet_args=(--services "$SERVICES" --slos "$SLOS")
+ROUTES=${ROUTES:-0}
+fleet_args=(--services "$SERVICES" --slos "$SLOS" --groups "$ROUTES")
 
 work=$(mktemp -d)
 trap cleanup EXIT
@@ -92,7 +99,7 @@ echo "gen-00000 before: $frozen_before; after: $frozen_after"
 kill -TERM "$daemon"
 wait_exit "$daemon" 60
 echo "seeding 30 days of state for the same fleet..."
-"$seeder" --bench --services "$SERVICES" --slos "$SLOS" --days 30 --keep "$work/full" \
+"$seeder" --bench "${fleet_args[@]}" --days 30 --keep "$work/full" \
     --target "http://127.0.0.1:$gen_port/metrics" | sed 's/^/  /'
 sed -e 's#^data_dir: .*#data_dir: full/data#' -e 's#^specs: .*#specs: full/specs#' \
     "$work/sloguard.yaml" > "$work/full.yaml"

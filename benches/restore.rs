@@ -1,5 +1,6 @@
 //! Restart cost with a full window of persisted state: a fleet's worth of SLOs (default 1,000
-//! services x 10 SLOs, the shapes of `benches/fleet.py`) is driven through 30 days of traffic
+//! services x 10 SLOs, the shapes of `benches/fleet.py`; with `--groups G`, every SLO grouped by
+//! `route` with G routes, so G instances each) is driven through 30 days of traffic
 //! by the real engine and saved to a real sled store the way the daemon saves (pages, series,
 //! transitions, events); then the start-up path is timed: open the store, load it, build the
 //! engine from the specs, restore, evaluate once. Prints the median of five starts and each
@@ -7,6 +8,7 @@
 //!
 //!     cargo bench --bench restore                                   # 10,000 SLOs, 30 days
 //!     cargo bench --bench restore -- --services 100 --days 7
+//!     cargo bench --bench restore -- --services 100 --slos 2 --groups 100  # 20,000 instances
 //!     cargo bench --bench restore -- --keep DIR --target URL        # leave DIR/specs and
 //!         # DIR/data for a real daemon start (benches/restart.sh with FULL_WINDOW=1)
 //!
@@ -29,6 +31,8 @@ const BASE: f64 = 1_000_000.0;
 struct Args {
     services: usize,
     slos: usize,
+    /// Routes per SLO; 0 for ungrouped SLOs.
+    groups: usize,
     days: i64,
     keep: Option<PathBuf>,
     target: String,
@@ -42,6 +46,7 @@ fn args() -> Args {
     Args {
         services: number("--services", if benching { 1_000 } else { 2 }),
         slos: number("--slos", 10),
+        groups: number("--groups", 0),
         days: number("--days", if benching { 30 } else { 2 }) as i64,
         keep: value("--keep").map(PathBuf::from),
         target: value("--target").unwrap_or_else(|| "http://127.0.0.1:9/metrics".into()),
@@ -56,18 +61,20 @@ fn main() {
     let data_dir = dir.join("data");
     write_specs(&args, &specs_dir);
     let specs = load_path(&specs_dir).expect("the fleet's specs load");
-    let n_slos: usize = specs.iter().map(|s| s.slos.len()).sum();
+    let n_slos: usize = specs.iter().map(|s| s.slos.len()).sum::<usize>() * args.groups.max(1);
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let started = Instant::now();
-    let saved = runtime.block_on(seed(&specs, &args, &data_dir));
+    let (saved, window_bytes) = runtime.block_on(seed(&specs, &args, &data_dir));
     let firing = saved.slos.iter().filter(|(_, _, alerts)| alerts.iter().any(Option::is_some)).count();
     let frozen = saved.frozen.iter().filter(|(_, since)| since.is_some()).count();
     println!(
-        "seeded {n_slos} SLOs with {} days of state in {:.1} s ({firing} alerting, {frozen} services frozen); store {} MiB",
+        "seeded {n_slos} SLOs with {} days of state in {:.1} s ({firing} alerting, {frozen} services frozen); store {} MiB; \
+         window counters {} bytes per SLO",
         args.days,
         started.elapsed().as_secs_f64(),
-        dir_bytes(&data_dir) >> 20
+        dir_bytes(&data_dir) >> 20,
+        window_bytes / n_slos.max(1),
     );
     assert!(firing > 0 && frozen > 0, "the seeded state should hold alerts and freezes to restore");
 
@@ -96,13 +103,15 @@ fn write_specs(args: &Args, dir: &Path) {
         .arg(script)
         .args(["specs", &dir.display().to_string(), "--target", &args.target])
         .args(["--services", &args.services.to_string(), "--slos", &args.slos.to_string()])
+        .args(["--groups", &args.groups.to_string()])
         .status()
         .expect("python3");
     assert!(status.success(), "fleet.py specs failed");
 }
 
 /// What the seeded engine read when it was saved: every SLO's budget and alert state and every
-/// service's freeze, for comparison with a restored engine.
+/// service's freeze, for comparison with a restored engine. SLOs are sorted by id: a grouped
+/// SLO's instances come in the order their first samples came in, and back in the store's.
 #[derive(Debug, PartialEq)]
 struct Readings {
     at: Millis,
@@ -111,25 +120,24 @@ struct Readings {
 }
 
 fn readings(engine: &Engine, at: Millis) -> Readings {
-    Readings {
-        at,
-        slos: engine
-            .slo_views()
-            .map(|v| (v.id().to_string(), v.budget_remaining(), v.alerts().map(|(_, since)| since).collect()))
-            .collect(),
-        frozen: engine.service_views().map(|v| (v.name().to_string(), v.frozen_since())).collect(),
-    }
+    let mut slos: Vec<_> = engine
+        .slo_views()
+        .map(|v| (v.id().to_string(), v.budget_remaining(), v.alerts().map(|(_, since)| since).collect()))
+        .collect();
+    slos.sort_by(|a, b| a.0.cmp(&b.0));
+    Readings { at, slos, frozen: engine.service_views().map(|v| (v.name().to_string(), v.frozen_since())).collect() }
 }
 
 /// Drives `days` of the fleet's traffic through the engine ending now, saving as the daemon
 /// does: events and transitions at each evaluation that changed something, pages and series
 /// once per simulated day and every hour of the last six (the daemon saves every flush
-/// interval; saving more often here would only rewrite the same keys).
-async fn seed(specs: &[ServiceSpec], args: &Args, data_dir: &Path) -> Readings {
+/// interval; saving more often here would only rewrite the same keys). Also returns the heap
+/// bytes the engine's window counters hold.
+async fn seed(specs: &[ServiceSpec], args: &Args, data_dir: &Path) -> (Readings, usize) {
     let store = Store::open(data_dir).expect("store");
     let mut engine = Engine::new(specs, EngineOptions { max_sample_gap: Some(2 * HOUR) });
     let source = engine.source(&args.target, sloguard::engine::Serves::Every);
-    let series = fleet_series(specs, &mut engine, source);
+    let series = fleet_series(specs, args.groups, &mut engine, source);
     let now = SystemClock.now() / MINUTE * MINUTE;
     let start = now - args.days * DAY;
     for at in sample_instants(start, now) {
@@ -156,7 +164,7 @@ async fn seed(specs: &[ServiceSpec], args: &Args, data_dir: &Path) -> Readings {
             }
         }
     }
-    readings(&engine, now)
+    (readings(&engine, now), engine.window_heap_bytes())
 }
 
 /// Coarse where the engine keeps coarse buckets: hourly beyond three days, every five minutes
@@ -181,24 +189,33 @@ fn sample_instants(start: Millis, now: Millis) -> impl Iterator<Item = Millis> {
 }
 
 /// Each SLO's ok and error series, as `fleet.py serve` exposes them, with its error share:
-/// every 50th SLO fails 5% (it pages and freezes its service), the rest 0.05%.
+/// every 50th SLO fails 5% (it pages and freezes its service), the rest 0.05%. With `groups`,
+/// a pair per route `r0` .. `r{groups-1}`, each with the SLO's share: one instance each.
 fn fleet_series(
     specs: &[ServiceSpec],
+    groups: usize,
     engine: &mut Engine,
     source: u32,
 ) -> Vec<(sloguard::engine::SeriesId, sloguard::engine::SeriesId, f64)> {
+    let routes: Vec<Option<String>> =
+        if groups == 0 { vec![None] } else { (0..groups).map(|g| Some(format!("r{g}"))).collect() };
     let mut out = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         for (k, slo) in spec.slos.iter().enumerate() {
-            let mut id = |code: &str| {
-                let labels = [("svc", spec.service.as_str()), ("slo", slo.name.as_str()), ("code", code)]
-                    .map(|(k, v)| (k.to_string(), v.to_string()));
-                let key =
-                    format!("gen_requests_total{{svc=\"{}\",slo=\"{}\",code=\"{code}\"}}", spec.service, slo.name);
-                engine.series(source, &key, "gen_requests_total", &labels[..])
-            };
             let share = if (i * spec.slos.len() + k) % 50 == 0 { 0.05 } else { 0.0005 };
-            out.push((id("200"), id("500"), share));
+            for route in &routes {
+                let mut id = |code: &str| {
+                    let mut labels = vec![("svc", spec.service.as_str()), ("slo", slo.name.as_str())];
+                    labels.extend(route.as_deref().map(|r| ("route", r)));
+                    labels.push(("code", code));
+                    let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                    let key = format!("gen_requests_total{{{}}}", text.join(","));
+                    let labels: Vec<(String, String)> =
+                        labels.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                    engine.series(source, &key, "gen_requests_total", &labels[..])
+                };
+                out.push((id("200"), id("500"), share));
+            }
         }
     }
     out
@@ -212,10 +229,11 @@ fn start(specs_dir: &Path, data_dir: &Path, saved: &Readings) -> [Duration; 5] {
     let specs = load_path(specs_dir).expect("specs");
     let mut engine = Engine::new(&specs, EngineOptions { max_sample_gap: Some(2 * HOUR) });
     let built = t.elapsed();
-    // As the daemon reads it: one range of SLOs per core.
+    // As the daemon reads it: one range of SLOs per core, cut at the specs' SLO ids (a grouped
+    // SLO has no instances before its state is restored).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let restored =
-        store.load_split(&split_points(engine.slo_views().map(|v| v.id().to_string()), cores)).expect("load");
+    let slo_ids = specs.iter().flat_map(|s| s.slos.iter().map(move |slo| format!("{}/{}", s.service, slo.name)));
+    let restored = store.load_split(&split_points(slo_ids, cores)).expect("load");
     let loaded = t.elapsed();
     let report = engine.restore(restored);
     let restored_at = t.elapsed();
